@@ -1,0 +1,193 @@
+// pasta-helper: the single-threaded steps that a Node process cannot take.
+//
+// A Node process is multithreaded from its first instruction, so it can
+// neither unshare(CLONE_NEWUSER) nor setns(CLONE_NEWUSER), and it cannot
+// fork. This small executable does those steps (DESIGN.md "Namespaces and
+// threads"):
+//
+//   pasta-helper userns --new -- PROG ARGS...
+//       Create a user namespace, map the caller's UID/GID to 0 inside
+//       ("0 UID 1", setgroups "deny"), then exec PROG (Node again).
+//   pasta-helper userns --join PATH -- PROG ARGS...
+//       Join the user namespace at PATH (unless it is already ours), then
+//       exec PROG.
+//   pasta-helper spawn --status-fd N --release-fd M [--hostname NAME]
+//                      [--login] -- CMD ARGS...
+//       Unshare network, mount, UTS, IPC and PID namespaces, fork the
+//       command as PID 1 of the new PID namespace, report "OK <pid>\n" on
+//       the status fd, and wait for the command. The command first mounts a
+//       fresh /proc, sets ping_group_range to "0 0" and the hostname, then
+//       waits until pasta writes one byte to the release fd (networking is
+//       ready) and execs CMD. EOF on the release fd means pasta failed: the
+//       command is not run. The helper exits with the command's status, or
+//       128+N if it died from signal N. If pasta dies, the helper and the
+//       command die with it (PR_SET_PDEATHSIG).
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace {
+
+void Warn(const char* fmt, const char* arg, int err) {
+  fprintf(stderr, "pasta: ");
+  fprintf(stderr, fmt, arg);
+  if (err) fprintf(stderr, ": %s", strerror(err));
+  fprintf(stderr, "\n");
+}
+
+[[noreturn]] void Die(const char* fmt, const char* arg, int err) {
+  Warn(fmt, arg, err);
+  exit(1);
+}
+
+bool WriteFile(const char* path, const std::string& data) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t r = write(fd, data.data(), data.size());
+  int e = errno;
+  close(fd);
+  errno = e;
+  return r == static_cast<ssize_t>(data.size());
+}
+
+int UserNs(int argc, char** argv) {
+  int i = 0;
+  const char* join = nullptr;
+  bool create = false;
+  for (; i < argc && strcmp(argv[i], "--"); i++) {
+    if (!strcmp(argv[i], "--new")) create = true;
+    else if (!strcmp(argv[i], "--join") && i + 1 < argc) join = argv[++i];
+    else Die("helper: unknown userns argument %s", argv[i], 0);
+  }
+  if (i >= argc - 1) Die("helper: %s", "missing program", 0);
+  char** prog = argv + i + 1;
+
+  if (create) {
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (unshare(CLONE_NEWUSER) < 0) Die("Couldn't create user namespace%s", "", errno);
+    if (!WriteFile("/proc/self/setgroups", "deny")) Warn("Couldn't write %s", "/proc/self/setgroups", errno);
+    if (!WriteFile("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1"))
+      Warn("Couldn't write %s", "/proc/self/uid_map", errno);
+    if (!WriteFile("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1"))
+      Warn("Couldn't write %s", "/proc/self/gid_map", errno);
+  } else if (join) {
+    int fd = open(join, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) Die("Couldn't open user namespace %s", join, errno);
+    struct stat target, self;
+    if (fstat(fd, &target) == 0 && stat("/proc/self/ns/user", &self) == 0 && target.st_ino == self.st_ino &&
+        target.st_dev == self.st_dev) {
+      // Already there: setns() would fail with EINVAL.
+    } else if (setns(fd, CLONE_NEWUSER) < 0) {
+      Die("Couldn't switch to user namespace %s", join, errno);
+    }
+    close(fd);
+  }
+  execv(prog[0], prog);
+  Die("Couldn't run %s", prog[0], errno);
+}
+
+pid_t child_pid = -1;
+
+void Forward(int sig) {
+  if (child_pid > 0) kill(child_pid, sig);
+}
+
+int Spawn(int argc, char** argv) {
+  int status_fd = -1, release_fd = -1;
+  const char* hostname = nullptr;
+  bool login = false;
+  int i = 0;
+  for (; i < argc && strcmp(argv[i], "--"); i++) {
+    if (!strcmp(argv[i], "--status-fd") && i + 1 < argc) status_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--release-fd") && i + 1 < argc) release_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--hostname") && i + 1 < argc) hostname = argv[++i];
+    else if (!strcmp(argv[i], "--login")) login = true;
+    else Die("helper: unknown spawn argument %s", argv[i], 0);
+  }
+  if (i >= argc - 1 || status_fd < 0 || release_fd < 0) Die("helper: %s", "bad spawn arguments", 0);
+  char** cmd = argv + i + 1;
+
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) exit(1);  // pasta already gone
+
+  if (unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID) < 0) {
+    dprintf(status_fd, "ERR %d\n", errno);
+    Die("Couldn't create namespaces for the command%s", "", errno);
+  }
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    dprintf(status_fd, "ERR %d\n", errno);
+    Die("fork%s", "", errno);
+  }
+  if (pid == 0) {
+    // PID 1 of the new PID namespace.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(status_fd);
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
+      Warn("Couldn't make / private%s", "", errno);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+      Warn("Couldn't mount %s", "/proc", errno);
+    if (!WriteFile("/proc/sys/net/ipv4/ping_group_range", "0 0"))
+      Warn("Couldn't set %s", "ping_group_range", errno);
+    if (hostname && sethostname(hostname, strnlen(hostname, 64)) < 0)
+      Warn("Couldn't set hostname %s", hostname, errno);
+    char go = 0;
+    ssize_t r;
+    do r = read(release_fd, &go, 1); while (r < 0 && errno == EINTR);
+    if (r != 1) _exit(1);  // pasta failed before networking was ready
+    close(release_fd);
+    std::string arg0;
+    const char* file = cmd[0];
+    if (login) {
+      const char* base = strrchr(cmd[0], '/');
+      arg0 = std::string("-") + (base ? base + 1 : cmd[0]);
+      cmd[0] = &arg0[0];
+    }
+    execvp(file, cmd);
+    Warn("Failed to start command or shell %s", file, errno);
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+
+  child_pid = pid;
+  close(release_fd);
+  dprintf(status_fd, "OK %d\n", pid);
+  close(status_fd);
+
+  struct sigaction sa = {};
+  sa.sa_handler = Forward;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+
+  int st;
+  for (;;) {
+    pid_t w = waitpid(pid, &st, 0);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) Die("waitpid%s", "", errno);
+  }
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) Die("helper: %s", "missing mode", 0);
+  if (!strcmp(argv[1], "userns")) return UserNs(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "spawn")) return Spawn(argc - 2, argv + 2);
+  Die("helper: unknown mode %s", argv[1], 0);
+}

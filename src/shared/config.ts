@@ -1,0 +1,168 @@
+/**
+ * The run-time configuration, built once by the main thread (src/main/conf.ts)
+ * and handed, frozen, to every worker (structured clone through workerData).
+ *
+ * Addresses are canonical strings (ipaddr.js `toString()`: IPv4 dotted quad,
+ * IPv6 RFC 5952 compressed form); workers turn the ones they need into bytes
+ * once at start-up. `null` means "not set / not available".
+ */
+
+export type Mode = 'pasta' | 'passt';
+
+/** One forwarded port: listen on `port`, deliver to `port + delta` (mod 65536). */
+export interface ForwardPort {
+  port: number;
+  /** target port = (port + delta) & 0xffff */
+  delta: number;
+}
+
+/** One group of forwarded ports sharing a bind address and interface. */
+export interface ForwardRule {
+  /** Bind address (IPv4 or IPv6 string), or null for all addresses. */
+  addr: string | null;
+  /** Bind interface (SO_BINDTODEVICE), or null. */
+  ifname: string | null;
+  ports: ForwardPort[];
+  /**
+   * True for `all` and exclusion-only specs: ports that cannot be bound are
+   * skipped silently (fatal only if none could be bound).
+   */
+  bestEffort: boolean;
+}
+
+/**
+ * Forwarding for one direction and protocol (-t, -u, -T, -U):
+ * `none`, `auto` (pasta: follow listening sockets of the other side),
+ * or an explicit list of rules (`spec`, which also covers `all`).
+ */
+export interface ForwardSpec {
+  mode: 'none' | 'auto' | 'spec';
+  rules: ForwardRule[];
+}
+
+export interface Ip4Config {
+  /** IPv4 enabled (disabled by -6, or when no usable template was found). */
+  enabled: boolean;
+  /** Address assigned to the guest (the host's address by default). */
+  addr: string | null;
+  prefixLen: number;
+  /** Default gateway given to the guest; also our address on the tap link. */
+  gateway: string | null;
+  /** DNS servers advertised to the guest (after loopback substitution). */
+  dns: string[];
+  /** DNS-forward match: queries to this address:53/853 go to dnsHost. */
+  dnsMatch: string | null;
+  /** Resolver the DNS-forward queries are redirected to. */
+  dnsHost: string | null;
+  /** Guest address that maps to the host's 127.0.0.1, or null. */
+  mapHostLoopback: string | null;
+  /** Guest address that maps to the guest's assigned address, or null. */
+  mapGuestAddr: string | null;
+  /** -o: source address for outbound sockets, or null. */
+  outbound: string | null;
+  /** --outbound-if4: bind outbound sockets to this device, or null. */
+  outboundIf: string | null;
+  /** true when addr/prefix came from -a/-n rather than the host. */
+  addrGiven: boolean;
+  /** true when the gateway came from -g. */
+  gatewayGiven: boolean;
+}
+
+export interface Ip6Config {
+  enabled: boolean;
+  /** Global address assigned to the guest (the host's by default). */
+  addr: string | null;
+  prefixLen: number;
+  gateway: string | null;
+  /** Our link-local address: source of NDP and DHCPv6. */
+  ourLinkLocal: string;
+  dns: string[];
+  dnsMatch: string | null;
+  dnsHost: string | null;
+  mapHostLoopback: string | null;
+  mapGuestAddr: string | null;
+  outbound: string | null;
+  outboundIf: string | null;
+  addrGiven: boolean;
+  gatewayGiven: boolean;
+}
+
+export type LogLevel = 'error' | 'warning' | 'info' | 'debug' | 'trace';
+
+export interface Config {
+  mode: Mode;
+  /** Program name used in messages ("pasta" or "passt"). */
+  name: string;
+
+  logLevel: LogLevel;
+  foreground: boolean;
+  logFile: string | null;
+  logSize: number;
+  runas: string | null;
+  pcap: string | null;
+  pidFile: string | null;
+  /** -F/--fd: pre-opened tap (pasta) or connected socket (passt), or -1. */
+  fd: number;
+
+  /** Advertised MTU; 0 means "don't advertise". */
+  mtu: number;
+  /** Our MAC address (source of every frame to the guest). */
+  ourMac: string;
+
+  /** Host template interface names per family (null in local mode). */
+  templateIf4: string | null;
+  templateIf6: string | null;
+  /** -i given. */
+  ifnameGiven: string | null;
+  localMode: boolean;
+
+  ip4: Ip4Config;
+  ip6: Ip6Config;
+
+  /** Search domains to advertise. */
+  searchDomains: string[];
+  /** Advertise DNS servers / search list (DHCP, DHCPv6, RA). */
+  advertiseDns: boolean;
+  advertiseSearch: boolean;
+
+  noTcp: boolean;
+  noUdp: boolean;
+  noIcmp: boolean;
+  noDhcp: boolean;
+  noNdp: boolean;
+  noDhcpv6: boolean;
+  noRa: boolean;
+  freebind: boolean;
+
+  /** -t / -u: host → guest. */
+  tcpIn: ForwardSpec;
+  udpIn: ForwardSpec;
+  /** -T / -U (pasta): namespace loopback → host loopback. */
+  tcpOut: ForwardSpec;
+  udpOut: ForwardSpec;
+
+  /** passt: UNIX socket path (null: probe /tmp/passt_N.socket). */
+  socketPath: string | null;
+  oneOff: boolean;
+  vhostUser: boolean;
+
+  /** pasta: tap interface name in the namespace. */
+  nsIfname: string;
+  /** pasta: --ns-mac-addr, or null (kernel-generated). */
+  nsMacAddr: string | null;
+  /** pasta: --netns path (resolved from a name), or null. */
+  netns: string | null;
+  /** pasta: --userns path, or null. */
+  userns: string | null;
+  netnsOnly: boolean;
+  noNetnsQuit: boolean;
+  configNet: boolean;
+  noCopyRoutes: boolean;
+  noCopyAddrs: boolean;
+  noSplice: boolean;
+  hostLoToNsLo: boolean;
+  /** pasta: PID given as the target, or -1. */
+  targetPid: number;
+  /** pasta: command to spawn, or null when attaching. */
+  command: string[] | null;
+}
