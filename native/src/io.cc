@@ -295,7 +295,9 @@ std::vector<std::string> Strings(const Napi::Value& v) {
 }
 
 // execve(path, argv[], envp[]): replaces the process (all threads). Returns
-// -errno only on failure.
+// -errno only on failure. Node marks fds 0-2 close-on-exec at start-up
+// (uv_disable_stdio_inheritance), so that flag is cleared on them first:
+// the new program keeps the caller's stdin, stdout and stderr.
 Napi::Value Execve(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) return Num(info.Env(), -EINVAL);
   std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -305,6 +307,10 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
   argv.push_back(nullptr);
   for (auto& s : envs) envp.push_back(&s[0]);
   envp.push_back(nullptr);
+  for (int fd = 0; fd <= 2; fd++) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0 && (fl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+  }
   execve(path.c_str(), argv.data(), envp.data());
   return Num(info.Env(), -errno);
 }

@@ -1,0 +1,94 @@
+/**
+ * Daemonising without fork() (CLIENTS.md §0, SPEC.md §9.7).
+ *
+ * Node cannot fork, so the foreground process validates the command line,
+ * then spawns the daemon (the same program with PASST_TS_STAGE=daemon) in a
+ * new session with stdin/stdout/stderr on /dev/null and a readiness pipe on
+ * fd 3. While setting up, the daemon sends its log lines through the pipe
+ * ("LOG text"), and the foreground copies them to its stderr. Once the
+ * namespace is configured and forwarded ports are bound the daemon sends
+ * "READY pid" and closes the pipe; the foreground writes the PID file
+ * ("PID\n", truncating) and exits 0 — the caller's readiness signal. If the
+ * daemon exits first, the foreground exits non-zero with its messages.
+ * Nothing of the caller's stdio stays open in the daemon, so callers using
+ * Go's CombinedOutput() (Podman, Buildah, rootlesskit) return at once.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { PipeSink } from '../shared/logSinks';
+
+export const STAGE_ENV = 'PASST_TS_STAGE';
+export const READY_FD_ENV = 'PASST_TS_READY_FD';
+
+/** Writes "PID\n" to path, truncating an existing file (QEMU pre-creates it). */
+export function writePidFile(path: string, pid: number): void {
+  fs.writeFileSync(path, `${pid}\n`, { mode: 0o644 });
+}
+
+/**
+ * Foreground half: spawns the daemon and waits for its readiness.
+ * @param passFds descriptors to hand over (they appear as fd 4, 5, ... in the daemon)
+ * @param env environment for the daemon (PASST_TS_* additions)
+ */
+export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS.ProcessEnv): Promise<never> {
+  return new Promise<never>(() => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...passFds],
+      env: { ...process.env, ...env, [STAGE_ENV]: 'daemon', [READY_FD_ENV]: '3' },
+    });
+    let ready = false;
+    let buf = '';
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    pipe.setEncoding('utf8');
+    pipe.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.startsWith('LOG ')) process.stderr.write(line.slice(4) + '\n');
+        else if (line.startsWith('READY ')) {
+          ready = true;
+          const pid = Number(line.slice(6));
+          try {
+            if (pidFile) writePidFile(pidFile, pid);
+          } catch (e) {
+            process.stderr.write(`Couldn't write PID file ${pidFile}: ${(e as Error).message}\n`);
+            try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+            process.exit(1);
+          }
+          child.unref();
+          process.exit(0);
+        }
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (ready) return;
+      void signal;
+      process.exit(code ? code : 1);
+    });
+    child.on('error', (e) => {
+      process.stderr.write(`Couldn't start daemon: ${e.message}\n`);
+      process.exit(1);
+    });
+  });
+}
+
+/** Daemon half: the readiness pipe, and a log sink writing into it. */
+export class ReadyChannel {
+  readonly sink: PipeSink;
+  private open = true;
+
+  constructor(private readonly fd: number) {
+    this.sink = new PipeSink(fd);
+  }
+
+  /** Announces readiness; the foreground exits 0 on it. */
+  ready(): void {
+    if (!this.open) return;
+    fs.writeSync(this.fd, `READY ${process.pid}\n`);
+    fs.closeSync(this.fd);
+    this.open = false;
+  }
+}

@@ -1,0 +1,41 @@
+#!/bin/bash
+# The project's test command (README.md): runs every test inside a network
+# and mount namespace made here, which plays the host: lo, and a veth uplink
+# "eth0" with documentation addresses (192.0.2.2/24 via 192.0.2.1,
+# 2001:db8::2/64 via 2001:db8::1) whose far end goes nowhere. Nothing a test
+# does can reach the machine's real network, and /etc/resolv.conf is replaced
+# by a stand-in (no resolver of the machine is ever used).
+#
+#   test/run.sh [ava arguments...]     e.g. test/run.sh dist/test/e2e/lifecycle.test.js
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${PASST_TS_TEST_NS:-}" != "1" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "test/run.sh: run as root (it makes network namespaces; CI runs as root)" >&2
+    exit 1
+  fi
+  [ -f dist/src/main/index.js ] || npx tsc -p tsconfig.json
+  exec unshare --net --mount --uts --fork env PASST_TS_TEST_NS=1 "$0" "$@"
+fi
+
+# --- inside the made host namespace ---
+hostname passt-ts-test
+ip link set lo up
+ip link add eth0 type veth peer name uplink0
+ip link set uplink0 up
+ip link set eth0 up mtu 1500
+ip addr add 192.0.2.2/24 dev eth0
+ip route add default via 192.0.2.1
+ip -6 addr add 2001:db8::2/64 dev eth0 nodad
+ip -6 route add default via 2001:db8::1
+sysctl -q -w net.ipv4.ping_group_range="0 2147483647"
+# let the veth's link-local address leave DAD before tests read it
+for i in $(seq 50); do ip -6 addr show dev eth0 scope link | grep -q tentative || break; sleep 0.1; done
+
+resolv=$(mktemp)
+printf 'nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.test\n' > "$resolv"
+mount --bind "$resolv" /etc/resolv.conf
+mkdir -p /run/netns
+
+exec npx ava "$@"

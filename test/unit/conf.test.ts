@@ -1,0 +1,179 @@
+import test from 'ava';
+import { parseOptions, resolveConfig, classfulPrefix, HostState } from '../../src/main/conf';
+import { parseResolvConf, HostFamily } from '../../src/main/hostInfo';
+import { PasstError } from '../../src/shared/errors';
+
+const EPH: [number, number] = [49152, 65535];
+const p = (mode: 'pasta' | 'passt', ...argv: string[]) => parseOptions(mode, argv, EPH);
+const bad = (mode: 'pasta' | 'passt', argv: string[], re: RegExp) => (t: any) => {
+  const e = t.throws(() => p(mode, ...argv), { instanceOf: PasstError });
+  t.regex(e.message, re);
+};
+
+test('getopt forms: grouped shorts, attached values, --opt=value, last scalar wins', (t) => {
+  const o = p('pasta', '-fd', '-m1500', '--mtu=9000', '-q', '--', 'cmd', '-x');
+  t.true(o.foreground);
+  t.is(o.mtu, 9000);
+  t.is(o.logLevel, 'warning', 'last of -d/-q wins');
+  t.deepEqual(o.command, ['cmd', '-x']);
+});
+
+test('options stop at the first non-option argument', (t) => {
+  const o = p('pasta', '--config-net', 'ls', '-l', '--config-net');
+  t.deepEqual(o.command, ['ls', '-l', '--config-net']);
+});
+
+test('a single all-digit argument is a PID; --netns NAME resolves under /run/netns', (t) => {
+  t.is(p('pasta', '1234').targetPid, 1234);
+  const n = p('pasta', '--netns', 'foo');
+  t.is(n.netns, '/run/netns/foo');
+  t.true(n.netnsOnly);
+  t.false(n.foreground);
+  t.false(p('pasta', '--netns', 'foo', '--userns', '/proc/1/ns/user').netnsOnly);
+});
+
+test('spawning implies foreground and quiet unless -d', (t) => {
+  const o = p('pasta', '--', 'true');
+  t.true(o.foreground);
+  t.is(o.logLevel, 'warning');
+  t.is(p('pasta', '-d', '--', 'true').logLevel, 'debug');
+});
+
+test('mode-specific options', (t) => {
+  bad('pasta', ['-s', 'x'], /invalid option -- 's'/)(t);
+  bad('passt', ['-T', '1'], /invalid option -- 'T'/)(t);
+  bad('passt', ['--config-net'], /--config-net is for pasta mode only/)(t);
+  bad('pasta', ['--one-off'], /--one-off is for passt mode only/)(t);
+  t.is(p('pasta', '--socket', '/x', '--', 'true').socketPath, null, 'pasta ignores --socket');
+  t.is(p('passt', '--ns-ifname', 'x').nsIfname, null, 'passt ignores --ns-ifname');
+  bad('passt', ['--tcp-ns', 'auto'], /only allowed for pasta/)(t);
+  t.true(p('passt', '--print-capabilities').printCapabilities);
+  t.true(p('pasta', '--print-capabilities').printCapabilities);
+  bad('passt', ['extra'], /Extra non-option argument/)(t);
+});
+
+test('unknown options and missing arguments use getopt wording', (t) => {
+  bad('pasta', ['--map-guest-addrx', '1'], /^pasta: unrecognized option '--map-guest-addrx'$/)(t);
+  bad('pasta', ['-t'], /option requires an argument -- 't'/)(t);
+  bad('pasta', ['--netns'], /option '--netns' requires an argument/)(t);
+});
+
+test('value validation', (t) => {
+  for (const m of ['67', '65536', '-1', 'x', '1e3']) bad('pasta', ['-m', m], /Invalid MTU/)(t);
+  t.is(p('pasta', '-m', '0').mtu, 0);
+  t.is(p('pasta', '-m', '68').mtu, 68);
+  bad('pasta', ['-M', '9a:55:9a:55:9a:5'], /Invalid MAC/)(t);
+  bad('pasta', ['-M', '9a:55:9a:55:9a:5g'], /Invalid MAC/)(t);
+  t.is(p('pasta', '-M', '9A:55:9a:55:9a:55').ourMac, '9a:55:9a:55:9a:55');
+  for (const a of ['0.0.0.0', '127.0.0.1', '224.0.0.1', '255.255.255.255', '::', '::1', 'ff02::1', '::ffff:1.2.3.4', '1.2.3', 'x'])
+    bad('pasta', ['-a', a], /Invalid address/)(t);
+  bad('pasta', ['-a', '10.0.0.1', '-a', '10.0.0.2'], /Multiple IPv4/)(t);
+  t.is(p('pasta', '-n', '255.255.255.0').prefix4, 24);
+  t.is(p('pasta', '-n', '20').prefix4, 20);
+  bad('pasta', ['-n', '255.0.255.0'], /Invalid netmask/)(t);
+  bad('pasta', ['-n', '33'], /Invalid netmask/)(t);
+  bad('pasta', ['-I', 'a-very-long-ifname'], /Invalid namespace interface name/)(t);
+  bad('pasta', ['-F', '2'], /Invalid file descriptor/)(t);
+  bad('pasta', ['--log-size', '40959'], /Invalid log file size/)(t);
+  bad('passt', ['-s', 'x'.repeat(108)], /Invalid socket path/)(t);
+  bad('pasta', ['--map-host-loopback', '127.0.0.1'], /Invalid/)(t);
+  bad('pasta', ['--dns-forward', '0.0.0.0'], /Invalid/)(t);
+});
+
+test('per-family options and -4/-6 last wins', (t) => {
+  const o = p('pasta', '-g', '10.0.0.1', '-g', 'fe80::1', '-o', '10.0.0.2', '-6', '-4');
+  t.is(o.gw4, '10.0.0.1');
+  t.is(o.gw6, 'fe80::1');
+  t.is(o.outbound4, '10.0.0.2');
+  t.true(o.only4);
+  t.false(o.only6);
+});
+
+test('-D and -S accumulate; none disables', (t) => {
+  const o = p('passt', '-D', '192.0.2.53', '-D', '2001:db8::53', '-S', 'a.example b.example', '-S', 'c.example');
+  t.deepEqual(o.dns, ['192.0.2.53', '2001:db8::53']);
+  t.deepEqual(o.search, ['a.example', 'b.example', 'c.example']);
+  t.is(p('passt', '-D', 'none').dns, 'none');
+});
+
+test('classful prefix for -a without -n', (t) => {
+  t.is(classfulPrefix('10.1.2.3'), 8);
+  t.is(classfulPrefix('172.16.0.1'), 16);
+  t.is(classfulPrefix('192.168.1.1'), 24);
+  t.is(classfulPrefix('224.0.0.1'), 32);
+});
+
+function fam(family: number, over: Partial<HostFamily> = {}): HostFamily {
+  const v4 = family === 2;
+  return {
+    family, ifindex: 2, ifname: 'eth0',
+    gateway: Uint8Array.from(v4 ? [192, 0, 2, 1] : [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    addr: Uint8Array.from(v4 ? [192, 0, 2, 2] : [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+    prefixLen: v4 ? 24 : 64,
+    linkLocal: v4 ? null : Uint8Array.from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
+    routes: [], addrs: [], ambiguous: false, ...over,
+  };
+}
+const resolv = parseResolvConf('nameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver ::1\nsearch a.example b.example\n');
+const host: HostState = { tmpl4: fam(2), tmpl6: fam(10), resolv };
+
+test('default addressing: the host address, prefix and gateway; gateway maps host loopback', (t) => {
+  const c = resolveConfig(p('passt'), host);
+  t.is(c.ip4.addr, '192.0.2.2');
+  t.is(c.ip4.prefixLen, 24);
+  t.is(c.ip4.gateway, '192.0.2.1');
+  t.is(c.ip4.mapHostLoopback, '192.0.2.1');
+  t.is(c.ip6.addr, '2001:db8::2');
+  t.is(c.ip6.ourLinkLocal, 'fe80::9', 'our link-local is the template interface\'s when the gateway is global');
+  t.is(c.mtu, 65520);
+  t.is(c.ourMac, '9a:55:9a:55:9a:55');
+  t.is(c.tcpIn.mode, 'none');
+  t.is(c.nsIfname, 'eth0');
+  t.false(c.localMode);
+});
+
+test('DNS: loopback resolvers become the host-loopback mapping and the forward match', (t) => {
+  const c = resolveConfig(p('passt'), host);
+  t.deepEqual(c.ip4.dns, ['192.0.2.1', '192.0.2.53']);
+  t.is(c.ip4.dnsMatch, '192.0.2.1');
+  t.is(c.ip4.dnsHost, '127.0.0.53');
+  t.deepEqual(c.ip6.dns, ['2001:db8::1']);
+  t.deepEqual(c.searchDomains, ['a.example', 'b.example']);
+  t.true(c.advertiseDns);
+  const nomap = resolveConfig(p('passt', '--no-map-gw'), host);
+  t.deepEqual(nomap.ip4.dns, ['192.0.2.53'], 'without a mapping, loopback resolvers are skipped');
+  t.is(nomap.ip4.dnsMatch, null);
+  const pasta = resolveConfig(p('pasta', '--', 'true'), host);
+  t.false(pasta.advertiseDns, 'pasta advertises DNS only with --dhcp-dns');
+  t.deepEqual(resolveConfig(p('passt', '-D', 'none'), host).ip4.dns, []);
+});
+
+test('local mode when the host has no usable interface', (t) => {
+  const c = resolveConfig(p('pasta', '--', 'true'), { tmpl4: null, tmpl6: null, resolv });
+  t.true(c.localMode);
+  t.is(c.ip4.addr, '169.254.2.1');
+  t.is(c.ip4.prefixLen, 16);
+  t.is(c.ip4.gateway, '169.254.2.2');
+  t.is(c.ip6.gateway, 'fe80::1');
+  t.is(c.ip6.addr, null);
+  t.is(c.nsIfname, 'tap0');
+});
+
+test('-a/-g/-n override, and IPv6 needs a link-local address', (t) => {
+  const c = resolveConfig(p('pasta', '-a', '10.0.2.100', '-n', '24', '-g', '10.0.2.2', '--', 'true'), host);
+  t.is(c.ip4.addr, '10.0.2.100');
+  t.is(c.ip4.prefixLen, 24);
+  t.true(c.ip4.addrGiven && c.ip4.gatewayGiven);
+  const noLL = resolveConfig(p('pasta', '--', 'true'), { ...host, tmpl6: fam(10, { linkLocal: null }) });
+  t.false(noLL.ip6.enabled);
+  const only4 = resolveConfig(p('pasta', '-4', '--', 'true'), host);
+  t.false(only4.ip6.enabled);
+  t.true(only4.ip4.enabled);
+});
+
+test('resolv.conf parsing strips zones and ignores junk', (t) => {
+  const r = parseResolvConf('# c\nnameserver fe80::1%eth0\nnameserver bogus\nnameserver 10.0.0.1 # x\ndomain d.example\nsearch s.example\n');
+  t.deepEqual(r.nameservers6, ['fe80::1']);
+  t.deepEqual(r.nameservers4, ['10.0.0.1']);
+  t.deepEqual(r.search, ['s.example']);
+});
