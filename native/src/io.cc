@@ -208,6 +208,17 @@ Napi::Value SendIov(const Napi::CallbackInfo& info) {
   return Ret(info.Env(), r);
 }
 
+// writev(fd, u8, offs, lens, count): gathering write (files, pipes, tap).
+// Returns bytes, or -errno.
+Napi::Value Writev(const Napi::CallbackInfo& info) {
+  struct iovec iov[kMaxIov];
+  int cnt = BuildIov(info, 1, iov);
+  if (cnt < 0) return Num(info.Env(), -EINVAL);
+  ssize_t r;
+  do r = writev(static_cast<int>(Int(info, 0)), iov, cnt); while (r < 0 && errno == EINTR);
+  return Ret(info.Env(), r);
+}
+
 // recvDiscard(fd, n, flags): drop up to n bytes from a stream socket's
 // receive queue without copying (recv(NULL, n, MSG_TRUNC | flags)).
 Napi::Value RecvDiscard(const Napi::CallbackInfo& info) {
@@ -336,6 +347,7 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports["writeFrames"] = Napi::Function::New(env, WriteFrames, "writeFrames");
   exports["recvIov"] = Napi::Function::New(env, RecvIov, "recvIov");
   exports["sendIov"] = Napi::Function::New(env, SendIov, "sendIov");
+  exports["writev"] = Napi::Function::New(env, Writev, "writev");
   exports["recvDiscard"] = Napi::Function::New(env, RecvDiscard, "recvDiscard");
   exports["pipe2"] = Napi::Function::New(env, Pipe2, "pipe2");
   exports["splice"] = Napi::Function::New(env, Splice, "splice");

@@ -80,7 +80,7 @@ export class ReadyChannel {
   readonly sink: PipeSink;
   private open = true;
 
-  constructor(private readonly fd: number) {
+  constructor(readonly fd: number) {
     this.sink = new PipeSink(fd);
   }
 

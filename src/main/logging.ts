@@ -14,10 +14,17 @@ import type { Config, LogLevel } from '../shared/config';
 import { log, LogSink } from '../shared/log';
 import { LogFileSink, SyslogSink, TeeSink } from '../shared/logSinks';
 import type { ReadyChannel } from './daemon';
+import type { LogTarget } from '../shared/messages';
 
 export const VERSION = '0.1.0';
 
 let fileSink: LogFileSink | null = null;
+let target: LogTarget = { kind: 'fd', fd: 2, timestamps: false };
+
+/** Where workers should log right now (follows the main thread's phase). */
+export function currentLogTarget(): LogTarget {
+  return target;
+}
 
 /** The log file sink, for workers to share (null without -l). */
 export function logFileSink(): LogFileSink | null {
@@ -46,9 +53,11 @@ export function setupRunLogging(cfg: Config, ready: ReadyChannel | null): void {
     const header = `${cfg.name} ${VERSION} (passt-ts) ${process.argv[1]} (${process.pid})`;
     fileSink = LogFileSink.create(cfg.logFile, cfg.logSize, header);
     log.configure({ level: cfg.logLevel, sink: ready ? new TeeSink([fileSink, new ErrorsOnly(ready.sink)]) : fileSink, timestamps: false });
+    target = { kind: 'file', handle: fileSink.handle };
     return;
   }
   log.configure({ level: cfg.logLevel, sink: ready ? ready.sink : new StderrSink(), timestamps: debug && !ready });
+  target = ready ? { kind: 'pipe', fd: ready.fd } : { kind: 'fd', fd: 2, timestamps: debug };
 }
 
 /** Logging once the program is ready (daemonised, or the command runs). */
@@ -60,5 +69,8 @@ export function afterReadyLogging(cfg: Config): void {
   const debug = cfg.logLevel === 'debug' || cfg.logLevel === 'trace';
   const daemon = !cfg.foreground;
   const spawned = cfg.mode === 'pasta' && cfg.command !== null;
-  if (daemon || (spawned && !debug)) log.configure({ sink: new SyslogSink(cfg.name), timestamps: false });
+  if (daemon || (spawned && !debug)) {
+    log.configure({ sink: new SyslogSink(cfg.name), timestamps: false });
+    target = { kind: 'syslog', name: cfg.name };
+  }
 }

@@ -212,7 +212,7 @@ export async function runPasta(o: Options): Promise<void> {
   else link.linkLocal = readLinkLocal(nsNl, link.ifindex);
   nsNl.close();
 
-  await rt.start({ nsfd, tapfd, tapName, guestMac: link.mac, guestLinkLocal: link.linkLocal });
+  await rt.start({ nsfd, tapfd, tapName, backend: 'tap', guestMac: link.mac, guestLinkLocal: link.linkLocal });
 
   // quit detection (attached only)
   if (target && !cfg.noNetnsQuit) {
@@ -227,5 +227,6 @@ export async function runPasta(o: Options): Promise<void> {
   if (cfg.pidFile && o.foreground) writePidFile(cfg.pidFile, process.pid);
   if (readyChannel) readyChannel.ready();
   afterReadyLogging(cfg);
+  rt.afterReady();
   if (spawned) spawned.release();
 }

@@ -1,11 +1,16 @@
 /**
  * The running program's resources and their orderly end: the tap (or passt
- * socket) descriptor and the worker pipeline (supervisor.ts), and the exit
- * path used by every quit reason (command exit, namespace gone, SIGTERM).
+ * socket) descriptor, the pcap file and the worker pipeline
+ * (supervisor.ts), and the exit path every quit reason takes (command
+ * exit, namespace gone, SIGTERM, a failed worker).
  */
 import type { Config } from '../shared/config';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
+import { openPcap } from '../shared/pcapWriter';
+import type { Backend } from '../shared/messages';
+import { Supervisor } from './supervisor';
+import { currentLogTarget } from './logging';
 
 export interface RuntimeFds {
   /** Target network namespace (pasta), or -1. */
@@ -13,13 +18,22 @@ export interface RuntimeFds {
   /** Tap device (pasta) or connected qemu socket (passt), or -1. */
   tapfd: number;
   tapName: string;
+  backend: Backend;
   /** Guest MAC as read from the namespace (pasta), or null. */
   guestMac: Uint8Array | null;
   /** Guest IPv6 link-local address, if known. */
   guestLinkLocal: string | null;
 }
 
+/** How long workers may take to flush what they hold when quitting. */
+export const DRAIN_MS = 2000;
+
+function macString(m: Uint8Array): string {
+  return Array.from(m, (b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
 export class Runtime {
+  readonly sup = new Supervisor();
   private fds: RuntimeFds | null = null;
   private exiting = false;
   /** Keeps the event loop alive while nothing else does (e.g. --no-netns-quit). */
@@ -29,12 +43,35 @@ export class Runtime {
     const quit = () => void this.shutdown(0);
     process.on('SIGTERM', quit);
     process.on('SIGQUIT', quit);
+    this.sup.onFatal = (m) => {
+      log.error(m);
+      void this.shutdown(1);
+    };
   }
 
   async start(fds: RuntimeFds): Promise<void> {
     this.fds = fds;
     this.keepAlive = setInterval(() => {}, 1 << 30);
-    log.debug(`tap ${fds.tapName} (fd ${fds.tapfd}) ready`);
+    let pcapFd = -1;
+    if (this.cfg.pcap) {
+      try {
+        pcapFd = openPcap(this.cfg.pcap);
+        log.info(`Saving packet capture to ${this.cfg.pcap}`);
+      } catch (e) {
+        log.error(`Couldn't open pcap file ${this.cfg.pcap}: ${(e as Error).message}`);
+      }
+    }
+    await this.sup.start({
+      cfg: this.cfg, backend: fds.backend, tapfd: fds.tapfd, nsfd: fds.nsfd, vnetLen: 0,
+      guest: { mac: fds.guestMac ? macString(fds.guestMac) : null, linkLocal: fds.guestLinkLocal },
+      pcapFd, logLevel: this.cfg.logLevel, logTarget: currentLogTarget(), tcpShards: 1,
+    });
+    log.debug(`pipeline running on ${fds.tapName} (fd ${fds.tapfd})`);
+  }
+
+  /** The program is ready: workers follow the main thread's log target. */
+  afterReady(): void {
+    this.sup.setLog(this.cfg.logLevel, currentLogTarget());
   }
 
   /** Stops everything and exits the process with `code`. */
@@ -42,6 +79,8 @@ export class Runtime {
     if (!this.exiting) {
       this.exiting = true;
       if (this.keepAlive) clearInterval(this.keepAlive);
+      await this.sup.shutdown(code === 0 ? DRAIN_MS : 0);
+      if (log.debugOn) for (const [k, v] of Object.entries(this.sup.stats())) log.debug(`${k}: ${JSON.stringify(v)}`);
       if (this.fds && this.fds.tapfd >= 0) native.close(this.fds.tapfd);
     }
     process.exit(code);

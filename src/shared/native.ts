@@ -45,6 +45,8 @@ export interface NativeAddon {
   recvIov(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, flags: number): number;
   /** sendmsg() gathering ranges of u8. Returns bytes or -errno. */
   sendIov(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, count: number, flags: number): number;
+  /** writev() gathering ranges of u8 (files, pipes, tap). Returns bytes or -errno. */
+  writev(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, count: number): number;
   /** recv(NULL, n, MSG_TRUNC|flags): discard queued stream data. */
   recvDiscard(fd: number, n: number, flags: number): number;
 
@@ -121,7 +123,7 @@ export const E = osConstants.errno as Record<string, number> & {
   ECONNREFUSED: number; EADDRINUSE: number; EADDRNOTAVAIL: number; EINVAL: number; ENODATA: number;
   ECONNRESET: number; EPERM: number; ENOBUFS: number; ENOSPC: number; EIO: number; EEXIST: number;
   ESRCH: number; EHOSTUNREACH: number; ENETUNREACH: number; ETIMEDOUT: number; EBADF: number;
-  EMFILE: number; ENOTCONN: number; EALREADY: number; EISCONN: number; EMSGSIZE: number;
+  EMFILE: number; ENOTCONN: number; EALREADY: number; EISCONN: number; EMSGSIZE: number; EPROTO: number;
 };
 
 const errnoNames = new Map<number, string>();

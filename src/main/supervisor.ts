@@ -1,0 +1,186 @@
+/**
+ * The supervisor builds the pipeline of DESIGN.md and watches it.
+ *
+ * Theory of operation
+ * - Allocates one Waker per worker and one FrameRing per (producer,
+ *   consumer) pair:
+ *       tap-RX → TCP[i], tap-RX → UDP, tap-RX → tap-TX (link services),
+ *       TCP[i] → tap-TX, UDP → tap-TX.
+ * - Starts the workers (node:worker_threads) with typed start-up data
+ *   (messages.ts) and waits until each reports 'ready'.
+ * - Control goes to a worker as a message on its port plus a ring of its
+ *   waker (it is blocked in epoll_wait and drains the port by hand).
+ * - A worker that throws, exits unexpectedly or reports 'fatal' ends the
+ *   program with a clear message and exit status 1: a broken pipeline must
+ *   never hang.
+ * - Shutdown asks every worker to drain (bounded by a deadline) and waits
+ *   for them to finish.
+ */
+import { Worker } from 'node:worker_threads';
+import * as path from 'node:path';
+import type { Config, LogLevel } from '../shared/config';
+import type {
+  Backend, ControlMsg, GuestInit, L4Init, LogTarget, RingIn, RingOut, TapRxInit, TapTxInit, WorkerInit, WorkerMsg,
+} from '../shared/messages';
+import { FrameRing } from '../shared/ring/frameRing';
+import { Waker, WakerHandle } from '../shared/ring/waker';
+import { GuestState } from '../shared/guestState';
+import { Stats, Role } from '../shared/stats';
+import { log } from '../shared/log';
+import { native } from '../shared/native';
+
+/** Ring sizes (data bytes). */
+const RING = {
+  TAP_TO_TCP: 8 << 20,
+  TAP_TO_UDP: 4 << 20,
+  TAP_TO_TX: 1 << 20,
+  TCP_TO_TX: 8 << 20,
+  UDP_TO_TX: 4 << 20,
+} as const;
+
+export interface PipelineOptions {
+  cfg: Config;
+  backend: Backend;
+  /** Tap (pasta) or connected client socket (passt), or -1. */
+  tapfd: number;
+  nsfd: number;
+  vnetLen: number;
+  guest: GuestInit;
+  pcapFd: number;
+  logLevel: LogLevel;
+  logTarget: LogTarget;
+  tcpShards: number;
+}
+
+interface Member {
+  name: string;
+  role: Role;
+  worker: Worker;
+  waker: WakerHandle;
+  stats: SharedArrayBuffer;
+  ready: Promise<void>;
+  done: Promise<void>;
+}
+
+export class Supervisor {
+  private readonly members: Member[] = [];
+  private stopping = false;
+  /** Called with a message when the pipeline cannot go on. */
+  onFatal: (message: string) => void = (m) => {
+    log.error(m);
+    process.exit(1);
+  };
+  /** passt: the client connection is gone. */
+  onTapGone: (reason: string) => void = () => {};
+
+  async start(o: PipelineOptions): Promise<void> {
+    const wakers = {
+      tapRx: Waker.create(),
+      tapTx: Waker.create(),
+      tcp: Array.from({ length: o.tcpShards }, () => Waker.create()),
+      udp: Waker.create(),
+    };
+    const guestState = GuestState.allocate();
+    const pair = (cap: number, producer: WakerHandle, consumer: WakerHandle): { out: RingOut; in: RingIn } => {
+      const ring = FrameRing.allocate(cap);
+      return { out: { ring, consumer }, in: { ring, producer } };
+    };
+    const rxTcp = wakers.tcp.map((w) => pair(RING.TAP_TO_TCP, wakers.tapRx, w));
+    const rxUdp = pair(RING.TAP_TO_UDP, wakers.tapRx, wakers.udp);
+    const rxTx = pair(RING.TAP_TO_TX, wakers.tapRx, wakers.tapTx);
+    const tcpTx = wakers.tcp.map((w) => pair(RING.TCP_TO_TX, w, wakers.tapTx));
+    const udpTx = pair(RING.UDP_TO_TX, wakers.udp, wakers.tapTx);
+
+    const common = (role: Role, waker: WakerHandle, shard = 0) => ({
+      role, shard, cfg: o.cfg, logLevel: o.logLevel, logTarget: o.logTarget, waker,
+      stats: Stats.allocate(role), guestState,
+    });
+    const rx: TapRxInit = {
+      ...common('tapRx', wakers.tapRx), role: 'tapRx', tapfd: o.tapfd, backend: o.backend, vnetLen: o.vnetLen,
+      toTcp: rxTcp.map((p) => p.out), toUdp: rxUdp.out, toTx: rxTx.out, pcapFd: o.pcapFd, guest: o.guest,
+    };
+    const tx: TapTxInit = {
+      ...common('tapTx', wakers.tapTx), role: 'tapTx', tapfd: o.tapfd, backend: o.backend, vnetLen: o.vnetLen,
+      inputs: [rxTx.in, udpTx.in, ...tcpTx.map((p) => p.in)], pcapFd: o.pcapFd,
+    };
+    const tcps: L4Init[] = wakers.tcp.map((w, i) => ({
+      ...common('tcp', w, i), role: 'tcp', fromTap: rxTcp[i].in, toTx: tcpTx[i].out, vnetLen: o.vnetLen,
+      nsfd: o.nsfd, guest: o.guest,
+    }));
+    const udp: L4Init = {
+      ...common('udp', wakers.udp), role: 'udp', fromTap: rxUdp.in, toTx: udpTx.out, vnetLen: o.vnetLen,
+      nsfd: o.nsfd, guest: o.guest,
+    };
+
+    this.spawn('tap-tx', 'tapTx.js', tx);
+    this.spawn('tap-rx', 'tapRx.js', rx);
+    tcps.forEach((t, i) => this.spawn(`tcp${i}`, 'tcp/worker.js', t));
+    this.spawn('udp', 'udp/worker.js', udp);
+    await Promise.all(this.members.map((m) => m.ready));
+  }
+
+  private spawn(name: string, file: string, init: WorkerInit): void {
+    const worker = new Worker(path.join(__dirname, '..', 'workers', file), { workerData: init, stdout: false, stderr: false });
+    let readyResolve!: () => void;
+    const ready = new Promise<void>((r) => { readyResolve = r; });
+    let doneResolve!: () => void;
+    const done = new Promise<void>((r) => { doneResolve = r; });
+    worker.on('message', (m: WorkerMsg) => {
+      switch (m.type) {
+        case 'ready': readyResolve(); break;
+        case 'drained': break;
+        case 'fatal': this.fatal(`${name}: ${m.message}`); break;
+        case 'tapGone': this.onTapGone(m.reason); break;
+        default: {
+          const never: never = m;
+          void never;
+        }
+      }
+    });
+    worker.on('error', (e) => this.fatal(`${name} worker failed: ${e.stack ?? e.message}`));
+    worker.on('exit', (code) => {
+      doneResolve();
+      if (!this.stopping) this.fatal(`${name} worker exited unexpectedly (status ${code})`);
+    });
+    this.members.push({ name, role: init.role, worker, waker: init.waker, stats: init.stats, ready, done });
+  }
+
+  private fatal(message: string): void {
+    if (this.stopping) {
+      log.debug(message);
+      return;
+    }
+    this.stopping = true;
+    this.onFatal(message);
+  }
+
+  /** Sends a control message to the workers of a role (or all). */
+  control(msg: ControlMsg, role?: Role): void {
+    for (const m of this.members) {
+      if (role && m.role !== role) continue;
+      m.worker.postMessage(msg);
+      // always ring: the worker may be between its last port check and its sleep flag
+      native.eventfdWrite(m.waker.fd, 1);
+    }
+  }
+
+  setLog(level: LogLevel, target: LogTarget): void {
+    this.control({ type: 'log', level, target });
+  }
+
+  /** Counters of every worker, by worker name. */
+  stats(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const m of this.members) out[m.name] = new Stats(m.role, m.stats).snapshot();
+    return out;
+  }
+
+  /** Asks every worker to drain and stop; resolves when all exited or the deadline passed. */
+  async shutdown(drainMs: number): Promise<void> {
+    if (!this.members.length) return;
+    this.stopping = true;
+    this.control({ type: 'shutdown', drainMs });
+    const deadline = new Promise<void>((r) => setTimeout(r, drainMs + 500).unref());
+    await Promise.race([Promise.all(this.members.map((m) => m.done)), deadline]);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Everything that crosses between the main thread and the workers, typed
+ * in one place (STYLE.md: cross-thread messages are typed interfaces kept
+ * in one file). Frames never travel here: they go through FrameRings.
+ *
+ * Start-up data is the worker's `workerData`; control messages go to a
+ * worker through its MessagePort, announced by its waker (the worker is
+ * usually blocked in epoll_wait and drains the port with
+ * receiveMessageOnPort); worker messages go back with postMessage.
+ */
+import type { Config, LogLevel } from './config';
+import type { LogFileHandle } from './logSinks';
+import type { WakerHandle } from './ring/waker';
+import type { Role } from './stats';
+
+/** Where a worker writes its log lines. */
+export type LogTarget =
+  | { kind: 'fd'; fd: number; timestamps: boolean }
+  | { kind: 'file'; handle: LogFileHandle }
+  | { kind: 'syslog'; name: string }
+  | { kind: 'pipe'; fd: number };
+
+/** How frames reach the guest. */
+export type Backend = 'tap' | 'stream';
+
+/** State pasta learnt from the namespace before the workers start. */
+export interface GuestInit {
+  /** Guest MAC ("aa:bb:..."), or null (passt: learnt from the first frame). */
+  mac: string | null;
+  /** Guest IPv6 link-local address, or null. */
+  linkLocal: string | null;
+}
+
+export interface WorkerCommon {
+  role: Role;
+  /** Shard number for roles that have several workers (tcp). */
+  shard: number;
+  cfg: Config;
+  logLevel: LogLevel;
+  logTarget: LogTarget;
+  /** The worker's own doorbell: eventfd in its epoll set plus its sleep flag. */
+  waker: WakerHandle;
+  /** Counters (stats.ts), written by the worker only. */
+  stats: SharedArrayBuffer;
+  /** What tap-RX learns about the guest (guestState.ts), read by the others. */
+  guestState: SharedArrayBuffer;
+}
+
+/** One input ring and the producer to wake when space is released. */
+export interface RingIn {
+  ring: SharedArrayBuffer;
+  producer: WakerHandle;
+}
+
+/** One output ring and the consumer to wake when records are published. */
+export interface RingOut {
+  ring: SharedArrayBuffer;
+  consumer: WakerHandle;
+}
+
+export interface TapRxInit extends WorkerCommon {
+  role: 'tapRx';
+  /** Tap fd (pasta) or connected stream socket (passt), -1 until a client connects. */
+  tapfd: number;
+  backend: Backend;
+  /** Bytes of virtio-net header before every frame on the tap (0: none). */
+  vnetLen: number;
+  toTcp: RingOut[];
+  toUdp: RingOut;
+  toTx: RingOut;
+  /** pcap file (O_APPEND) or -1. */
+  pcapFd: number;
+  guest: GuestInit;
+}
+
+export interface TapTxInit extends WorkerCommon {
+  role: 'tapTx';
+  tapfd: number;
+  backend: Backend;
+  vnetLen: number;
+  /** Inputs in priority order: link-service replies first. */
+  inputs: RingIn[];
+  pcapFd: number;
+}
+
+export interface L4Init extends WorkerCommon {
+  role: 'tcp' | 'udp';
+  fromTap: RingIn;
+  toTx: RingOut;
+  vnetLen: number;
+  /** pasta: the target network namespace (for namespace-side sockets), or -1. */
+  nsfd: number;
+  guest: GuestInit;
+}
+
+export type WorkerInit = TapRxInit | TapTxInit | L4Init;
+
+/** main → worker */
+export type ControlMsg =
+  | { type: 'shutdown'; drainMs: number }
+  | { type: 'log'; level: LogLevel; target: LogTarget }
+  /** passt: a new client socket (or -1: the client is gone). */
+  | { type: 'tap'; fd: number }
+  /** Listening sockets handed over (forwarded ports). */
+  | { type: 'listeners'; fds: { fd: number; proto: 'tcp' | 'udp'; port: number; delta: number; side: 'host' | 'ns' }[] };
+
+/** worker → main */
+export type WorkerMsg =
+  | { type: 'ready' }
+  /** The worker finished draining and is about to exit. */
+  | { type: 'drained' }
+  /** A fatal condition: main logs it and exits 1. */
+  | { type: 'fatal'; message: string }
+  /** passt: the client connection failed (EOF, error, bad frame length). */
+  | { type: 'tapGone'; reason: string };

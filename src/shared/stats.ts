@@ -1,0 +1,54 @@
+/**
+ * Per-worker counters in a SharedArrayBuffer: written by the owning worker
+ * only, read by the main thread (debug dumps, tests). Float64 so they never
+ * wrap; a torn read is impossible for aligned 8-byte stores on the targets
+ * Node supports.
+ */
+
+/** Counter names per worker role; the index in the block is the position. */
+export const COUNTERS = {
+  tapRx: [
+    'frames', 'bytes', 'batches', 'tooShort', 'tooLong', 'badEthertype', 'arp', 'ipv4', 'ipv6', 'badIpv4', 'badIpv6',
+    'fragments', 'loopbackAddr', 'tcp', 'udp', 'icmp', 'dhcp', 'dhcpv6', 'ndp', 'otherL4', 'serviceReplies',
+    'serviceDrops', 'ringFull', 'copies', 'readErrors',
+  ],
+  tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops'],
+  tcp: ['frames', 'flows', 'dropped'],
+  udp: ['frames', 'flows', 'dropped'],
+} as const;
+
+export type Role = keyof typeof COUNTERS;
+export type CounterName<R extends Role> = (typeof COUNTERS)[R][number];
+
+export class Stats<R extends Role> {
+  readonly v: Float64Array;
+  private readonly index: Record<string, number> = {};
+
+  constructor(readonly role: R, readonly sab: SharedArrayBuffer) {
+    this.v = new Float64Array(sab);
+    COUNTERS[role].forEach((n, i) => { this.index[n] = i; });
+  }
+
+  static allocate(role: Role): SharedArrayBuffer {
+    return new SharedArrayBuffer(8 * COUNTERS[role].length);
+  }
+
+  /** Index of a counter, for hot paths (`stats.v[i]++`). */
+  idx(name: CounterName<R>): number {
+    return this.index[name];
+  }
+
+  add(name: CounterName<R>, n = 1): void {
+    this.v[this.index[name]] += n;
+  }
+
+  get(name: CounterName<R>): number {
+    return this.v[this.index[name]];
+  }
+
+  snapshot(): Record<string, number> {
+    const o: Record<string, number> = {};
+    COUNTERS[this.role].forEach((n, i) => { o[n] = this.v[i]; });
+    return o;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * passt's stream back end, send side (SPEC.md §1.2): every frame goes out
+ * preceded by its 32-bit big-endian length, many frames per sendmsg().
+ *
+ * The length is written into the 4 bytes just before the frame (the ring
+ * record header's meta2, which tap-TX owns once it consumed the record),
+ * so each frame is one contiguous iovec. A send the kernel accepts only in
+ * part is resumed from the exact byte on the next call (the ring record
+ * stays pending until its last byte left), never blocking the worker.
+ */
+import { native, E } from '../shared/native';
+import { MSG_DONTWAIT, MSG_NOSIGNAL } from '../shared/linux';
+
+const MAX_IOV = 128;
+
+export class StreamWriter {
+  /** Bytes of the first pending frame (prefix included) already sent. */
+  private partial = 0;
+  private readonly offs = new Int32Array(MAX_IOV);
+  private readonly lens = new Int32Array(MAX_IOV);
+
+  reset(): void {
+    this.partial = 0;
+  }
+
+  /**
+   * Sends frames i (u8[offs[i], +lens[i]]) in order. Returns how many were
+   * sent completely (>= 0; 0 with nothing sent means EAGAIN), or -errno.
+   */
+  send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, count: number): number {
+    const n = Math.min(count, MAX_IOV);
+    for (let i = 0; i < n; i++) {
+      const o = offs[i] - 4;
+      const l = lens[i];
+      u8[o] = l >>> 24;
+      u8[o + 1] = (l >>> 16) & 0xff;
+      u8[o + 2] = (l >>> 8) & 0xff;
+      u8[o + 3] = l & 0xff;
+      this.offs[i] = o;
+      this.lens[i] = l + 4;
+    }
+    this.offs[0] += this.partial;
+    this.lens[0] -= this.partial;
+    const r = native.sendIov(fd, u8, this.offs, this.lens, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0) return r === -E.EAGAIN ? 0 : r;
+    let left = r;
+    let done = 0;
+    while (done < n && left >= this.lens[done]) {
+      left -= this.lens[done];
+      done++;
+    }
+    this.partial = done === 0 ? this.partial + left : left;
+    return done;
+  }
+}
