@@ -51,18 +51,36 @@
  *   data stays valid until `release()`.
  * - `release()` hands the space back with one `Atomics.store(HEAD)`. Call it
  *   after every drain loop, even one where `peek()` returned -1 at once
- *   (peek may have passed a WRAP whose space the producer waits for).
+ *   (peek may have passed a WRAP whose space the producer waits for), and
+ *   last thing before sleeping.
  *
- * **Waiting.** The producer that finds no space calls `publish()` (so the
- * consumer can make progress), `waitForSpace()` (sets WAITING), then its
- * Waker's `prepareSleep()`, then retries `beginWrite`, and sleeps in
- * epoll_wait only if that fails again. `release()` stores HEAD and then
- * takes WAITING (1 → 0); when it was set, release() returns true and the
- * caller calls the producer's `Waker.wake()`. Dekker's argument (both sides
- * store, then load the other's variable, all seq-cst) shows that either the
- * producer's retry sees the new HEAD or the consumer sees WAITING = 1; see
- * waker.ts for the whole proof. The consumer waits for records the same way
- * on its own Waker, which the producer wakes after `publish()`.
+ * **Waiting.** Each side sleeps on its own Waker (waker.ts), in this order:
+ * ```
+ * // producer, after beginWrite(n) returned -1
+ * ring.waitForSpace();                        // WAITING = 1
+ * myWaker.prepareSleep();                     // SLEEPING = 1
+ * if (ring.beginWrite(n) >= 0) myWaker.cancelSleep();
+ * else {
+ *   if (ring.publish()) consumerWaker.wake();
+ *   native.epollWait(...); myWaker.wokeUp();
+ * }
+ * // consumer, after peek() returned -1
+ * myWaker.prepareSleep();
+ * if (ring.peek() >= 0) myWaker.cancelSleep();
+ * else {
+ *   if (ring.release()) producerWaker.wake();
+ *   native.epollWait(...); myWaker.wokeUp();
+ * }
+ * ```
+ * The publish()/release() comes *after* the re-check on purpose: the
+ * producer's re-check may write a WRAP (the end became free, the start is
+ * not), and the consumer's re-check may pass a WRAP or SKIP; the other side
+ * may be waiting exactly for that, so it must be published/released before
+ * this side sleeps. `release()` stores HEAD and then takes WAITING (1 → 0);
+ * when it was set, the caller wakes the producer. Dekker's argument (each
+ * side stores its variable, then loads the other's, all seq-cst) shows that
+ * either the producer's re-check sees the new HEAD or the consumer's
+ * release sees WAITING = 1; waker.ts has the whole proof.
  *
  * **Limits.** capacity: 64 .. 2^30 bytes, a multiple of 8. A record holds at
  * most capacity - 16 data bytes; `beginWrite` with more throws (a broken

@@ -11,10 +11,12 @@
  * Owner (the worker):
  * ```
  * for (;;) {
- *   ...handle inputs...
+ *   ...handle inputs, publish() output rings, release() input rings...
+ *   ring.waitForSpace() for each output ring that refused a record;
  *   waker.prepareSleep();                 // SLEEPING = 1
- *   ring.waitForSpace() for output rings that were full;
- *   if (any input ready: ring.peek() >= 0, beginWrite() >= 0, ...) { waker.cancelSleep(); continue; }
+ *   if (any input ready: ring.peek() >= 0, beginWrite(n) >= 0, ...) { waker.cancelSleep(); continue; }
+ *   publish()/release() once more (the re-check may have written or passed
+ *     a WRAP) and wake the peers they name;
  *   native.epollWait(...);                // the eventfd is in this set
  *   waker.wokeUp();                       // SLEEPING = 0, drain the eventfd
  * }
@@ -54,7 +56,11 @@
  * The ring's own WAITING flag (frameRing.ts) is the same pattern one level
  * down: producer stores WAITING = 1 then re-checks HEAD; consumer stores
  * HEAD then takes WAITING. If the consumer sees 0 the producer's re-check
- * sees the new HEAD; if it sees 1 it calls wake(), covered above.
+ * sees the new HEAD; if it sees 1 it calls wake(), covered above. Space the
+ * producer still lacks after its re-check is held by records it published
+ * (at the latest by the publish() after the re-check, which also wakes the
+ * consumer): the consumer releases that space after WAITING = 1 in the
+ * order S, so that release sees the flag.
  *
  * The reverse is harmless: an eventfd write can land after the owner woke
  * for another reason and drained, which costs one spurious wake-up later.
