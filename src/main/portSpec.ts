@@ -257,11 +257,17 @@ function merge(prev: ForwardSpec | undefined, bind: { addr: string | null; ifnam
     rules.push(rule);
   }
   if (deltas.size) {
-    const add = [...deltas].map(([port, delta]) => ({ port, delta }));
+    const add: ForwardPort[] = [];
+    let sorted = true;
+    for (const [port, delta] of deltas) {
+      if (add.length && port < add[add.length - 1].port) sorted = false;
+      add.push({ port, delta });
+    }
+    if (!sorted) add.sort((a, b) => a.port - b.port);
     if (target) {
-      target.ports = target.ports.concat(add).sort((a, b) => a.port - b.port);
+      target.ports = target.ports.length ? target.ports.concat(add).sort((a, b) => a.port - b.port) : add;
     } else {
-      rules.push({ ...bind, ports: add.sort((a, b) => a.port - b.port) });
+      rules.push({ ...bind, ports: add });
     }
   }
   const warnings: string[] = [];

@@ -41,6 +41,15 @@
  *   (seq-cst Atomics give release/acquire ordering). Publish once per batch.
  * - Nothing before `publish()` is visible: a reader never sees a record
  *   half written.
+ * - tap-RX reads a batch straight into the ring (readFrames stops when
+ *   fewer than 16 + MAX_FRAME bytes remain, so no frame is truncated):
+ *   ```
+ *   const d = ring.beginWrite(MAX_FRAME);
+ *   if (d < 0) → wait for space (below), or leave the frames in the tap
+ *   const n = native.readFrames(tapFd, ring.u8, d - 16, ring.contiguousFree(), 16, lens, max, MAX_FRAME);
+ *   for (let i = 0; i < n; i++) ring.endWrite(lens[i], forMe ? kind : REC_KIND.SKIP, meta1, meta2);
+ *   if (ring.publish()) consumerWaker.wake();
+ *   ```
  *
  * **Consumer states and operations.**
  * - `peek()` loads TAIL (only when its cached copy is used up), passes over

@@ -126,10 +126,14 @@ export class Waker {
     Atomics.store(this.i32, WAKER_FIELD.SLEEPING, 0);
   }
 
-  /** Owner: after epoll_wait returned; clears the flag and drains the eventfd. */
-  wokeUp(): void {
+  /**
+   * Owner: after epoll_wait returned; clears the flag and drains the eventfd.
+   * @param drain false saves the read() when epoll_wait did not report this
+   *   eventfd (a stale write must be drained, or epoll_wait keeps returning)
+   */
+  wokeUp(drain = true): void {
     Atomics.store(this.i32, WAKER_FIELD.SLEEPING, 0);
-    native.eventfdRead(this.fd);
+    if (drain) native.eventfdRead(this.fd);
   }
 
   /**
