@@ -12,16 +12,21 @@ export type Mode = 'pasta' | 'passt';
 /** One forwarded port: listen on `port`, deliver to `port + delta` (mod 65536). */
 export interface ForwardPort {
   port: number;
-  /** target port = (port + delta) & 0xffff */
+  /** target port = (port + delta) & 0xffff; stored normalised to 0..65535 */
   delta: number;
 }
 
-/** One group of forwarded ports sharing a bind address and interface. */
+/**
+ * One group of forwarded ports sharing a bind address and interface.
+ * A ForwardSpec holds at most one rule per (addr, ifname, bestEffort), and a
+ * port appears at most once per (addr, ifname).
+ */
 export interface ForwardRule {
-  /** Bind address (IPv4 or IPv6 string), or null for all addresses. */
+  /** Bind address (canonical IPv4 or IPv6 string), or null for all addresses. */
   addr: string | null;
   /** Bind interface (SO_BINDTODEVICE), or null. */
   ifname: string | null;
+  /** Sorted by port, no duplicates. */
   ports: ForwardPort[];
   /**
    * True for `all` and exclusion-only specs: ports that cannot be bound are
@@ -32,11 +37,14 @@ export interface ForwardRule {
 
 /**
  * Forwarding for one direction and protocol (-t, -u, -T, -U):
- * `none`, `auto` (pasta: follow listening sockets of the other side),
- * or an explicit list of rules (`spec`, which also covers `all`).
+ * `none`; `auto` (pasta: follow listening sockets of the other side, no
+ * rules); `all` (passt: one best-effort rule with every non-ephemeral port);
+ * or `spec`, an explicit list of rules accumulated over repeated options.
+ * `all` is kept apart from `spec` because the two cannot be combined
+ * (src/main/portSpec.ts); consumers open listeners for the rules of both.
  */
 export interface ForwardSpec {
-  mode: 'none' | 'auto' | 'spec';
+  mode: 'none' | 'auto' | 'all' | 'spec';
   rules: ForwardRule[];
 }
 
