@@ -13,7 +13,7 @@ import { pcapGlobalHeader, writePcapRecordHeader, PCAP_RECORD_HEADER_LEN } from 
 /** Creates the capture file and writes its global header; returns the fd (O_APPEND). */
 export function openPcap(path: string): number {
   const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC |
-    fs.constants.O_APPEND | fs.constants.O_CLOEXEC, 0o600);
+    fs.constants.O_APPEND, 0o600);
   const h = pcapGlobalHeader();
   fs.writeSync(fd, h, 0, h.length);
   return fd;

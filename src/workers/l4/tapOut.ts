@@ -1,0 +1,159 @@
+/**
+ * Frames from an L4 worker to the guest: records in the worker's ring
+ * towards tap-TX, each `[virtio-net header][Ethernet][IPv4|IPv6][L4]`.
+ *
+ * Theory of operation
+ * - The L4 code reserves room (`begin`), writes its L4 header and payload
+ *   at the returned offset — payloads are received from sockets straight
+ *   there, so a byte is copied only kernel → ring → kernel — and then
+ *   `finish` writes the lower headers (SPEC §1.4: destination = the
+ *   guest's current MAC, source = our MAC, IPv4 TTL 255 and ID 0 with a
+ *   correct header checksum, IPv6 hop limit 255 with the given flow label)
+ *   and ends the record. For batches (TCP peeks several segments with one
+ *   recvmsg), `writeHeaders` does the same on a record placed by the caller.
+ * - `flush` publishes once per batch and wakes tap-TX only if it sleeps.
+ * - A full ring is back-pressure: `begin` returns -1 and the caller keeps
+ *   its data in the socket (TCP) or counts a drop (UDP).
+ */
+import { FrameRing } from '../../shared/ring/frameRing';
+import { Waker } from '../../shared/ring/waker';
+import type { RingOut } from '../../shared/messages';
+import type { GuestState } from '../../shared/guestState';
+import { FRAME_KIND } from '../../shared/frameKinds';
+import { inanyIs4 } from '../../shared/flow/inany';
+import { pseudo4, pseudo6 } from '../../shared/wire/checksum';
+
+export const ETH_HLEN = 14;
+export const IP4_HLEN = 20;
+export const IP6_HLEN = 40;
+
+/** Bytes before the L4 header in a record's data: vnet + Ethernet + IP. */
+export function l4Offset(vnetLen: number, v4: boolean): number {
+  return vnetLen + ETH_HLEN + (v4 ? IP4_HLEN : IP6_HLEN);
+}
+
+export class TapOut {
+  readonly ring: FrameRing;
+  readonly u8: Uint8Array;
+  private readonly consumer: Waker;
+  private readonly ourMac: Uint8Array;
+  private dirty = false;
+  private cur = -1;
+  private curV4 = true;
+
+  constructor(o: RingOut, readonly vnetLen: number, readonly guest: GuestState, ourMac: string) {
+    this.ring = new FrameRing(o.ring);
+    this.u8 = this.ring.u8;
+    this.consumer = new Waker(o.consumer);
+    this.ourMac = Uint8Array.from(ourMac.split(':').map((x) => parseInt(x, 16)));
+  }
+
+  /**
+   * Reserves a frame with room for l4Max bytes of L4 header and payload.
+   * Returns the offset in `u8` where the L4 header goes, or -1 (ring full).
+   */
+  begin(v4: boolean, l4Max: number): number {
+    const off = l4Offset(this.vnetLen, v4);
+    const d = this.ring.beginWrite(off + l4Max);
+    if (d < 0) return -1;
+    this.cur = d;
+    this.curV4 = v4;
+    return d + off;
+  }
+
+  /** Completes the frame reserved by begin() with l4Len bytes of L4 data. */
+  finish(src: Uint8Array, sOff: number, dst: Uint8Array, dOff: number, proto: number, l4Len: number,
+    flowLabel = 0): void {
+    const d = this.cur;
+    this.writeHeaders(d, this.curV4, src, sOff, dst, dOff, proto, l4Len, flowLabel);
+    this.ring.endWrite(l4Offset(this.vnetLen, this.curV4) + l4Len, FRAME_KIND.TO_GUEST);
+    this.dirty = true;
+    this.cur = -1;
+  }
+
+  /** Abandons the frame reserved by begin() (nothing to send after all). */
+  cancel(): void {
+    this.cur = -1;
+  }
+
+  /**
+   * Writes virtio-net (zeroed), Ethernet and IP headers for a record whose
+   * data starts at d. The caller ends the record with
+   * ring.endWrite(l4Offset(vnetLen, v4) + l4Len, FRAME_KIND.TO_GUEST) and
+   * calls markDirty().
+   */
+  writeHeaders(d: number, v4: boolean, src: Uint8Array, sOff: number, dst: Uint8Array, dOff: number,
+    proto: number, l4Len: number, flowLabel = 0): void {
+    const u8 = this.u8;
+    if (this.vnetLen) u8.fill(0, d, d + this.vnetLen);
+    const e = d + this.vnetLen;
+    u8.set(this.guest.mac, e);
+    u8.set(this.ourMac, e + 6);
+    const ip = e + ETH_HLEN;
+    if (v4) {
+      u8[e + 12] = 0x08;
+      u8[e + 13] = 0x00;
+      const tot = IP4_HLEN + l4Len;
+      u8[ip] = 0x45;
+      u8[ip + 1] = 0;
+      u8[ip + 2] = tot >>> 8;
+      u8[ip + 3] = tot & 0xff;
+      u8[ip + 4] = 0; // ID 0
+      u8[ip + 5] = 0;
+      u8[ip + 6] = 0; // no DF, no fragment offset
+      u8[ip + 7] = 0;
+      u8[ip + 8] = 255;
+      u8[ip + 9] = proto;
+      u8[ip + 10] = 0;
+      u8[ip + 11] = 0;
+      for (let i = 0; i < 4; i++) {
+        u8[ip + 12 + i] = src[sOff + 12 + i];
+        u8[ip + 16 + i] = dst[dOff + 12 + i];
+      }
+      let s = 0;
+      for (let i = 0; i < IP4_HLEN; i += 2) s += (u8[ip + i] << 8) | u8[ip + i + 1];
+      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+      s = ~s & 0xffff;
+      u8[ip + 10] = s >>> 8;
+      u8[ip + 11] = s & 0xff;
+    } else {
+      u8[e + 12] = 0x86;
+      u8[e + 13] = 0xdd;
+      // version 6, traffic class 0, 20-bit flow label
+      u8[ip] = 0x60;
+      u8[ip + 1] = (flowLabel >>> 16) & 0x0f;
+      u8[ip + 2] = (flowLabel >>> 8) & 0xff;
+      u8[ip + 3] = flowLabel & 0xff;
+      u8[ip + 4] = l4Len >>> 8;
+      u8[ip + 5] = l4Len & 0xff;
+      u8[ip + 6] = proto;
+      u8[ip + 7] = 255;
+      for (let i = 0; i < 16; i++) {
+        u8[ip + 8 + i] = src[sOff + i];
+        u8[ip + 24 + i] = dst[dOff + i];
+      }
+    }
+  }
+
+  /**
+   * Pseudo-header checksum accumulator for an L4 segment between src and
+   * dst (16-byte inany addresses).
+   */
+  static pseudoSum(src: Uint8Array, sOff: number, dst: Uint8Array, dOff: number, proto: number, l4Len: number): number {
+    return inanyIs4(src, sOff)
+      ? pseudo4(src, sOff + 12, dst, dOff + 12, proto, l4Len)
+      : pseudo6(src, sOff, dst, dOff, proto, l4Len);
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  /** Publishes what was written and wakes tap-TX if it sleeps. */
+  flush(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.ring.publish();
+    this.consumer.wake();
+  }
+}
