@@ -94,16 +94,23 @@ export class NdpView extends WireView {
   get type(): number { return this.u8[this.off + NDP_FIELD.TYPE]; }
   get code(): number { return this.u8[this.off + NDP_FIELD.CODE]; }
   get checksum(): number { return this.dv.getUint16(this.off + NDP_FIELD.CHECKSUM); }
-  /** Offset in u8 of the target address (NS, NA, Redirect only). */
-  get targetOff(): number { return this.off + NDP_FIELD.TARGET; }
-  // RA fields
-  get curHopLimit(): number { return this.u8[this.off + NDP_FIELD.CUR_HOP_LIMIT]; }
-  get raFlags(): number { return this.u8[this.off + NDP_FIELD.RA_FLAGS]; }
-  get routerLifetime(): number { return this.dv.getUint16(this.off + NDP_FIELD.ROUTER_LIFETIME); }
-  get reachableTime(): number { return this.dv.getUint32(this.off + NDP_FIELD.REACHABLE_TIME); }
-  get retransTimer(): number { return this.dv.getUint32(this.off + NDP_FIELD.RETRANS_TIMER); }
-  // NA fields
-  get naFlags(): number { return this.u8[this.off + NDP_FIELD.NA_FLAGS]; }
+  /** Offset in u8 of the target address (NS, NA, Redirect), −1 for other types. */
+  get targetOff(): number { return this.hasTarget ? this.off + NDP_FIELD.TARGET : -1; }
+  private get hasTarget(): boolean {
+    const t = this.type;
+    return t === ICMPV6_TYPE.NEIGHBOR_SOLICITATION || t === ICMPV6_TYPE.NEIGHBOR_ADVERTISEMENT || t === ICMPV6_TYPE.REDIRECT;
+  }
+  private get isRa(): boolean { return this.type === ICMPV6_TYPE.ROUTER_ADVERTISEMENT; }
+  // RA fields (0 for other types: the bytes may not be there)
+  get curHopLimit(): number { return this.isRa ? this.u8[this.off + NDP_FIELD.CUR_HOP_LIMIT] : 0; }
+  get raFlags(): number { return this.isRa ? this.u8[this.off + NDP_FIELD.RA_FLAGS] : 0; }
+  get routerLifetime(): number { return this.isRa ? this.dv.getUint16(this.off + NDP_FIELD.ROUTER_LIFETIME) : 0; }
+  get reachableTime(): number { return this.isRa ? this.dv.getUint32(this.off + NDP_FIELD.REACHABLE_TIME) : 0; }
+  get retransTimer(): number { return this.isRa ? this.dv.getUint32(this.off + NDP_FIELD.RETRANS_TIMER) : 0; }
+  /** NA flags (R, S, O); 0 for other types. */
+  get naFlags(): number {
+    return this.type === ICMPV6_TYPE.NEIGHBOR_ADVERTISEMENT ? this.u8[this.off + NDP_FIELD.NA_FLAGS] : 0;
+  }
   get optionsLen(): number { return this.off + this.len - this.optionsOff; }
 
   /** Offset in u8 of the first option of this type, or -1. */
