@@ -17,7 +17,8 @@ export const anyNumber = fc.oneof(
 export function mutant(seed: Uint8Array): fc.Arbitrary<Uint8Array> {
   return fc.tuple(
     fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }),
-    fc.integer({ min: -seed.length, max: 24 }),
+    // mostly keep the length: length fields then agree and deeper layers get exercised
+    fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -seed.length, max: 24 }) }),
     fc.uint8Array({ maxLength: 24 }),
   ).map(([edits, delta, tail]) => {
     const n = Math.max(0, seed.length + delta);
