@@ -12,10 +12,9 @@
  * padded. ARP with IPv4 disabled (-6) is dropped. Frames are consumed either
  * way (SPEC §3.1: ARP is never forwarded).
  */
-import { bytesEqual, copyBytes, IP4_LEN, isZero, MAC_LEN, rangeOk } from '../wire/bytes';
+import { bytesEqual, copyBytes, IP4_LEN, isZero, MAC_LEN, rangeOk, wr16 } from '../wire/bytes';
 import { ARP_ETH_IP4_LEN, ARP_FIELD, ARP_OP } from '../wire/arp';
 import { ETH_HEADER_LEN, ETHERTYPE, writeEthHeader } from '../wire/ethernet';
-import { wr16 } from '../wire/bytes';
 import { DROP, drop, ServiceContext, viewsFor } from './context';
 
 /** Length of our ARP reply frame (Ethernet header + 28-byte ARP), and the room it needs. */

@@ -157,7 +157,10 @@ export interface ServiceContext {
   duid: Uint8Array;
   /** Per-reason drop counters, indexed by DropReason. */
   drops: Uint32Array;
-  /** Scratch views over the last input buffer (services/input.ts). */
+  /**
+   * Scratch views over the last input buffer (see viewsFor). Every service
+   * call and noteGuestFrame re-targets them: callers keep their own FrameViews.
+   */
   views: FrameViews | null;
 }
 

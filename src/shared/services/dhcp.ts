@@ -45,6 +45,9 @@ const OUR_OPTIONS = [
 
 const BROADCAST = Uint8Array.of(255, 255, 255, 255);
 
+/** Scratch view over the last input buffer (re-created when the buffer changes). */
+let dhcpView: DhcpView | null = null;
+
 /** Per-reply decisions, filled before any option is written. */
 interface Plan {
   msgType: number;
@@ -189,7 +192,7 @@ export function dhcpHandle(ctx: ServiceContext, u8: Uint8Array, frameOff: number
     return drop(ctx, DROP.MALFORMED, u8, frameOff, frameLen);
   }
   if (!udp.exactLength) return drop(ctx, DROP.DHCP_LENGTH, u8, frameOff, frameLen);
-  const m = new DhcpView(u8);
+  const m = dhcpView = dhcpView?.u8 === u8 ? dhcpView : new DhcpView(u8);
   if (!m.reset(udp.payloadOff, udp.payloadLen)) return drop(ctx, DROP.DHCP_LENGTH, u8, frameOff, frameLen);
   if (m.op !== DHCP_OP.BOOTREQUEST) return drop(ctx, DROP.DHCP_NOT_REQUEST, u8, frameOff, frameLen);
   const r = parseDhcp(m);

@@ -53,6 +53,8 @@ export const DHCPV6_IA_IN_INFO_REPLY = true;
 
 const notOnLinkText = new TextEncoder().encode(NOT_ON_LINK_MESSAGE);
 
+/** Scratch view over the last input buffer (re-created when the buffer changes). */
+let dhcpv6View: Dhcpv6View | null = null;
 const outer = new Dhcpv6OptionCursor();
 const inner = new Dhcpv6OptionCursor();
 
@@ -183,7 +185,7 @@ export function dhcpv6Handle(ctx: ServiceContext, u8: Uint8Array, frameOff: numb
   }
   if (!ip6IsMulticast(u8, ip6.dstOff)) return drop(ctx, DROP.DHCPV6_NOT_MULTICAST, u8, frameOff, frameLen);
   if (!udp.exactLength || udp.payloadLen < DHCPV6_HEADER_LEN) return drop(ctx, DROP.DHCPV6_LENGTH, u8, frameOff, frameLen);
-  const v = new Dhcpv6View(u8);
+  const v = dhcpv6View = dhcpv6View?.u8 === u8 ? dhcpv6View : new Dhcpv6View(u8);
   if (!v.reset(udp.payloadOff, udp.payloadLen)) return drop(ctx, DROP.DHCPV6_BAD_OPTIONS, u8, frameOff, frameLen);
   const r = parseDhcpv6(v);
   if (r.clientIdLen < 0 || r.clientIdLen > DHCPV6_CLIENTID_MAX) {

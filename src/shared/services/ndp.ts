@@ -30,7 +30,7 @@
 import { copyBytes, IP6_ALL_NODES, IP6_LEN, ip6IsMulticast, ip6IsUnspecified, rangeOk, wr16, wr32 } from '../wire/bytes';
 import { ETHERTYPE } from '../wire/ethernet';
 import { ICMPV6_TYPE } from '../wire/icmp';
-import { IP_PROTO, } from '../wire/ipv4';
+import { IP_PROTO } from '../wire/ipv4';
 import { IPV6_HOP_LIMIT } from '../wire/ipv6';
 import {
   dnsslOptionLen, NDP_FIELD, NDP_FIXED_LEN, NDP_INFINITE, NDP_NA_FLAG, NDP_OPT, NDP_OPT_LEN, NDP_PREFIX_FLAG,
@@ -39,6 +39,9 @@ import {
 } from '../wire/ndp';
 import { DROP, drop, ServiceContext, viewsFor } from './context';
 import { finishIcmp6, ICMP6_OFF } from './reply';
+
+/** Scratch view over the last input buffer (re-created when the buffer changes). */
+let ndpView: NdpView | null = null;
 
 /** Largest NDP frame we build (an RA with a long DNSSL is capped to this). */
 export const NDP_REPLY_MAX = 1500;
@@ -118,8 +121,9 @@ export function ndpHandle(ctx: ServiceContext, u8: Uint8Array, frameOff: number,
     || !ip6.reset(eth.payloadOff, eth.payloadLen) || ip6.protocol !== IP_PROTO.ICMPV6) {
     return drop(ctx, DROP.MALFORMED, u8, frameOff, frameLen);
   }
-  const n = new NdpView(u8);
-  if (!n.reset(ip6.payloadOff, ip6.payloadLen) || ip6.hopLimit !== IPV6_HOP_LIMIT || n.code !== 0) {
+  const n = ndpView = ndpView?.u8 === u8 ? ndpView : new NdpView(u8);
+  // RFC 4861 §6.1, §7.1 validity; RFC 6980: no fragmented NDP.
+  if (!n.reset(ip6.payloadOff, ip6.payloadLen) || ip6.hopLimit !== IPV6_HOP_LIMIT || n.code !== 0 || ip6.isFragment) {
     return drop(ctx, DROP.NDP_INVALID, u8, frameOff, frameLen);
   }
   const srcOff = ip6.srcOff;

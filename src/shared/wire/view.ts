@@ -17,6 +17,7 @@
  */
 import { dataViewOf } from './bytes';
 
+/** Base of every header view: buffer, DataView, and the checked range. */
 export abstract class WireView {
   /** The whole buffer; fields are at u8[off + FIELD]. */
   readonly u8: Uint8Array;
