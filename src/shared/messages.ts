@@ -95,6 +95,25 @@ export interface L4Init extends WorkerCommon {
 
 export type WorkerInit = TapRxInit | TapTxInit | L4Init;
 
+/**
+ * A listening socket of a forwarded port, created and bound by the main
+ * thread (forward.ts) and handed to the TCP or UDP worker, which owns it
+ * from then on (adds it to its epoll set, accepts/receives, closes it on
+ * 'unlisten').
+ */
+export interface ListenerInfo {
+  /** Unique id, for 'unlisten'. */
+  id: number;
+  fd: number;
+  proto: 'tcp' | 'udp';
+  /** 'host': init namespace (-t/-u); 'ns': pasta's namespace loopback (-T/-U). */
+  side: 'host' | 'ns';
+  /** Port the socket is bound to. */
+  port: number;
+  /** Target port = (port + delta) & 0xffff. */
+  delta: number;
+}
+
 /** main → worker */
 export type ControlMsg =
   | { type: 'shutdown'; drainMs: number }
@@ -102,7 +121,9 @@ export type ControlMsg =
   /** passt: a new client socket (or -1: the client is gone). */
   | { type: 'tap'; fd: number }
   /** Listening sockets handed over (forwarded ports). */
-  | { type: 'listeners'; fds: { fd: number; proto: 'tcp' | 'udp'; port: number; delta: number; side: 'host' | 'ns' }[] };
+  | { type: 'listen'; add: ListenerInfo[] }
+  /** Listeners to stop using and close (auto-forwarding removed them). */
+  | { type: 'unlisten'; ids: number[] };
 
 /** worker → main */
 export type WorkerMsg =
