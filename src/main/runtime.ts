@@ -10,6 +10,7 @@ import { native } from '../shared/native';
 import { openPcap } from '../shared/pcapWriter';
 import type { Backend } from '../shared/messages';
 import { Supervisor } from './supervisor';
+import { Forwarder } from './forward';
 import { currentLogTarget } from './logging';
 
 export interface RuntimeFds {
@@ -34,6 +35,7 @@ function macString(m: Uint8Array): string {
 
 export class Runtime {
   readonly sup = new Supervisor();
+  fwd: Forwarder | null = null;
   private fds: RuntimeFds | null = null;
   private exiting = false;
   /** Keeps the event loop alive while nothing else does (e.g. --no-netns-quit). */
@@ -67,6 +69,9 @@ export class Runtime {
       pcapFd, logLevel: this.cfg.logLevel, logTarget: currentLogTarget(), tcpShards: 1,
     });
     log.debug(`pipeline running on ${fds.tapName} (fd ${fds.tapfd})`);
+    // forwarded ports are bound before readiness (CLIENTS.md §0)
+    this.fwd = new Forwarder(this.cfg, fds.nsfd, this.sup);
+    this.fwd.bindStatic();
   }
 
   /** The program is ready: workers follow the main thread's log target. */

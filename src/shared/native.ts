@@ -123,7 +123,7 @@ export const E = osConstants.errno as Record<string, number> & {
   ECONNREFUSED: number; EADDRINUSE: number; EADDRNOTAVAIL: number; EINVAL: number; ENODATA: number;
   ECONNRESET: number; EPERM: number; ENOBUFS: number; ENOSPC: number; EIO: number; EEXIST: number;
   ESRCH: number; EHOSTUNREACH: number; ENETUNREACH: number; ETIMEDOUT: number; EBADF: number;
-  EMFILE: number; ENOTCONN: number; EALREADY: number; EISCONN: number; EMSGSIZE: number; EPROTO: number;
+  EMFILE: number; ENOTCONN: number; EALREADY: number; EISCONN: number; EMSGSIZE: number; EPROTO: number; ECONNABORTED: number;
 };
 
 const errnoNames = new Map<number, string>();

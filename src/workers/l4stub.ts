@@ -22,7 +22,7 @@ export class CountingL4Worker extends WorkerLoop<L4Init> {
     this.stats = new Stats(this.init.role, this.init.stats);
   }
 
-  protected work(): boolean {
+  protected work(_now: number): boolean {
     let n = 0;
     while (n < 256 && this.ring.peek() >= 0) {
       this.ring.consume();
@@ -42,5 +42,5 @@ export class CountingL4Worker extends WorkerLoop<L4Init> {
     if (this.ring.release()) this.producer.wake();
   }
 
-  protected onEvent(): void {}
+  protected onEvent(_ref: number, _events: number, _now: number): void {}
 }

@@ -1,0 +1,200 @@
+/**
+ * Port forwarding listeners (SPEC.md §8).
+ *
+ * Theory of operation
+ * - The main thread owns binding: for every forwarded port of -t/-u (host
+ *   side, in the init namespace) and, in pasta, -T/-U (namespace side, on
+ *   127.0.0.1 and ::1 inside the namespace, sockets created there by a
+ *   native thread), it creates and binds the listening sockets, then hands
+ *   them to the TCP or UDP worker ('listen' messages), which owns them from
+ *   then on and closes them on 'unlisten'.
+ * - Host side, without a bind address and with both families enabled, one
+ *   dual-stack socket on [::] is tried first, then one socket per family
+ *   (IPv6 with IPV6_V6ONLY). With an address, only that family; with a
+ *   device, SO_BINDTODEVICE (a socket that cannot be restricted is closed,
+ *   never left listening unfiltered). SO_REUSEADDR always, IP_FREEBIND with
+ *   --freebind, IP(V6)_RECVERR on UDP sockets, listen(128) on TCP ones.
+ * - Static forwards are bound before readiness: a specific port that
+ *   cannot be bound is fatal, naming the port and the option; ports of
+ *   `all` and exclusion-only specs are skipped silently, fatal only if none
+ *   at all could be bound.
+ * - `auto` forwards (pasta's default) follow the listening sockets of the
+ *   other side; see autoForward.ts.
+ */
+import type { Config, ForwardSpec } from '../shared/config';
+import type { ListenerInfo } from '../shared/messages';
+import { PasstError } from '../shared/errors';
+import { native, E } from '../shared/native';
+import {
+  AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET, SO_REUSEADDR,
+  SO_BINDTODEVICE, IPPROTO_IP, IPPROTO_IPV6, IP_FREEBIND, IPV6_FREEBIND, IPV6_V6ONLY, IP_RECVERR, IPV6_RECVERR,
+} from '../shared/linux';
+import { inanyParse } from '../shared/flow/inany';
+import { sockaddr } from '../shared/sockaddr';
+import { log } from '../shared/log';
+import type { Supervisor } from './supervisor';
+
+const LISTEN_BACKLOG = 128;
+
+type Proto = 'tcp' | 'udp';
+type Side = 'host' | 'ns';
+
+const ANY4 = inanyParse('0.0.0.0');
+const ANY6 = inanyParse('::');
+const LO4 = inanyParse('127.0.0.1');
+const LO6 = inanyParse('::1');
+
+/** Result of binding one port: sockets, or the errno of the failure. */
+type BindResult = { fds: number[] } | { errno: number };
+
+export class Forwarder {
+  private nextId = 1;
+
+  /**
+   * @param nsfd pasta's target network namespace, or -1 (passt)
+   */
+  constructor(private readonly cfg: Config, private readonly nsfd: number, private readonly sup: Supervisor) {}
+
+  /** Binds every static forward and hands the sockets over. Throws PasstError. */
+  bindStatic(): void {
+    const cfg = this.cfg;
+    const got: ListenerInfo[] = [];
+    try {
+      this.bindSpec(cfg.tcpIn, 'tcp', 'host', '-t', got);
+      this.bindSpec(cfg.udpIn, 'udp', 'host', '-u', got);
+      if (cfg.mode === 'pasta' && this.nsfd >= 0) {
+        this.bindSpec(cfg.tcpOut, 'tcp', 'ns', '-T', got);
+        this.bindSpec(cfg.udpOut, 'udp', 'ns', '-U', got);
+      }
+    } catch (e) {
+      for (const l of got) native.close(l.fd);
+      throw e;
+    }
+    this.handOver(got);
+  }
+
+  /** Sends listeners to their workers. */
+  handOver(ls: ListenerInfo[]): void {
+    const tcp = ls.filter((l) => l.proto === 'tcp');
+    const udp = ls.filter((l) => l.proto === 'udp');
+    if (tcp.length) this.sup.control({ type: 'listen', add: tcp }, 'tcp');
+    if (udp.length) this.sup.control({ type: 'listen', add: udp }, 'udp');
+    if (ls.length) log.debug(`forwarding ${ls.map((l) => `${l.proto}/${l.side}/${l.port}`).join(' ')}`);
+  }
+
+  /** Tells the workers to close listeners. */
+  release(ids: number[], proto: Proto): void {
+    if (ids.length) this.sup.control({ type: 'unlisten', ids }, proto);
+  }
+
+  private bindSpec(spec: ForwardSpec, proto: Proto, side: Side, flag: string, out: ListenerInfo[]): void {
+    if (spec.mode === 'none' || spec.mode === 'auto') return;
+    for (const rule of spec.rules) {
+      let bound = 0;
+      let lastErr = 0;
+      for (const p of rule.ports) {
+        const r = side === 'host' ? this.bindHost(proto, rule.addr, rule.ifname, p.port) : this.bindNs(proto, p.port);
+        if ('errno' in r) {
+          lastErr = r.errno;
+          if (rule.bestEffort) continue;
+          throw new PasstError('PASST_ERR_BIND',
+            `Failed to bind port ${p.port} (${native.strerror(r.errno)}) for option '${flag}', exiting`);
+        }
+        for (const fd of r.fds) out.push({ id: this.nextId++, fd, proto, side, port: p.port, delta: p.delta });
+        bound++;
+      }
+      if (rule.bestEffort && rule.ports.length && bound === 0) {
+        throw new PasstError('PASST_ERR_BIND',
+          `Failed to bind any port for option '${flag}' (${native.strerror(lastErr || E.EADDRINUSE)}), exiting`);
+      }
+    }
+  }
+
+  /**
+   * One host-side port: a dual-stack socket, or one per family, or only the
+   * given address's family.
+   */
+  bindHost(proto: Proto, addr: string | null, ifname: string | null, port: number): BindResult {
+    const v4 = this.cfg.ip4.enabled;
+    const v6 = this.cfg.ip6.enabled;
+    if (addr !== null) {
+      const a = inanyParse(addr);
+      const fd = this.openBound(proto, a.subarray(0, 16), port, ifname, addr.includes(':') ? 1 : -1, -1);
+      return fd < 0 ? { errno: -fd } : { fds: [fd] };
+    }
+    if (v4 && v6) {
+      const dual = this.openBound(proto, ANY6, port, ifname, 0, -1);
+      if (dual >= 0) return { fds: [dual] };
+      const fds: number[] = [];
+      let err = -dual;
+      for (const a of [ANY4, ANY6]) {
+        const fd = this.openBound(proto, a, port, ifname, a === ANY6 ? 1 : -1, -1);
+        if (fd >= 0) fds.push(fd); else err = -fd;
+      }
+      return fds.length ? { fds } : { errno: err };
+    }
+    const fd = v6 ? this.openBound(proto, ANY6, port, ifname, 1, -1) : this.openBound(proto, ANY4, port, ifname, -1, -1);
+    return fd < 0 ? { errno: -fd } : { fds: [fd] };
+  }
+
+  /** One namespace-side port: 127.0.0.1 and ::1 inside the namespace. */
+  bindNs(proto: Proto, port: number): BindResult {
+    const fds: number[] = [];
+    let err = 0;
+    if (this.cfg.ip4.enabled) {
+      const fd = this.openBound(proto, LO4, port, null, -1, this.nsfd);
+      if (fd >= 0) fds.push(fd); else err = -fd;
+    }
+    if (this.cfg.ip6.enabled) {
+      const fd = this.openBound(proto, LO6, port, null, 1, this.nsfd);
+      if (fd >= 0) fds.push(fd); else err = -fd;
+    }
+    return fds.length ? { fds } : { errno: err || E.EADDRNOTAVAIL };
+  }
+
+  /**
+   * A listening (TCP) or bound (UDP) socket on addr:port.
+   * @param v6only 1/0 to set IPV6_V6ONLY on an IPv6 socket, -1 for IPv4
+   * @param nsfd create the socket inside this namespace, or -1
+   * @returns fd, or -errno
+   */
+  openBound(proto: Proto, addr: Uint8Array, port: number, ifname: string | null, v6only: number, nsfd: number): number {
+    const family = v6only >= 0 ? AF_INET6 : AF_INET;
+    const type = (proto === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    let fd: number;
+    if (nsfd >= 0) {
+      const out = new Int32Array(1);
+      const r = native.nsSockets(nsfd, family, type, 0, 1, out);
+      if (r < 0) return r;
+      fd = out[0];
+    } else {
+      fd = native.socket(family, type, 0);
+      if (fd < 0) return fd;
+    }
+    const fail = (r: number): number => {
+      native.close(fd);
+      return r;
+    };
+    native.setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (family === AF_INET6) native.setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
+    if (this.cfg.freebind) {
+      if (family === AF_INET) native.setsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 1);
+      else native.setsockoptInt(fd, IPPROTO_IPV6, IPV6_FREEBIND, 1);
+    }
+    if (proto === 'udp') {
+      if (family === AF_INET) native.setsockoptInt(fd, IPPROTO_IP, IP_RECVERR, 1);
+      else native.setsockoptInt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);
+    }
+    if (ifname) {
+      const r = native.setsockoptBytes(fd, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(ifname + '\0'));
+      if (r < 0) return fail(r);
+    }
+    let r = native.bind(fd, sockaddr(addr, port));
+    if (r < 0) return fail(r);
+    if (proto === 'tcp') {
+      r = native.listen(fd, LISTEN_BACKLOG);
+      if (r < 0) return fail(r);
+    }
+    return fd;
+  }
+}
