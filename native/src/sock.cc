@@ -28,6 +28,18 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
                                 static_cast<int>(Int(info, 2))));
 }
 
+// socketpair(domain, type, proto, out: Int32Array(2)) -> 0 or -errno.
+Napi::Value Socketpair(const Napi::CallbackInfo& info) {
+  Ints out = GetInts(info.Env(), info[3]);
+  if (!out.ok || out.count < 2) return Num(info.Env(), -EINVAL);
+  int fds[2];
+  if (socketpair(static_cast<int>(Int(info, 0)), static_cast<int>(Int(info, 1)), static_cast<int>(Int(info, 2)), fds) < 0)
+    return Num(info.Env(), -errno);
+  out.data[0] = fds[0];
+  out.data[1] = fds[1];
+  return Num(info.Env(), 0);
+}
+
 // bind(fd, sockaddr: Uint8Array)
 Napi::Value Bind(const Napi::CallbackInfo& info) {
   Bytes sa = GetBytes(info.Env(), info[1]);
@@ -232,6 +244,7 @@ Napi::Value DrainErrQueue(const Napi::CallbackInfo& info) {
 
 void InitSock(Napi::Env env, Napi::Object exports) {
   exports["socket"] = Napi::Function::New(env, Socket, "socket");
+  exports["socketpair"] = Napi::Function::New(env, Socketpair, "socketpair");
   exports["bind"] = Napi::Function::New(env, Bind, "bind");
   exports["connect"] = Napi::Function::New(env, Connect, "connect");
   exports["listen"] = Napi::Function::New(env, Listen, "listen");

@@ -69,6 +69,8 @@ export interface NativeAddon {
 
   // sockets
   socket(domain: number, type: number, proto: number): number;
+  /** socketpair(); the two fds go to out[0], out[1]. */
+  socketpair(domain: number, type: number, proto: number, out: Int32Array): number;
   bind(fd: number, sa: Uint8Array): number;
   connect(fd: number, sa: Uint8Array): number;
   listen(fd: number, backlog: number): number;

@@ -43,6 +43,7 @@ import { IP_PROTO } from '../shared/wire/ipv4';
 import { linkServiceFor, linkHandle, LINK_SERVICE, LINK_REPLY_MAX } from '../shared/services/dispatch';
 import { serviceContextFromConfig, ServiceContext } from '../shared/services/context';
 import { noteGuestFrame } from '../shared/services/learn';
+import { ndpUnsolicitedRa, raIntervalMs } from '../shared/services/ndp';
 import { flowHash } from '../shared/flow/hash';
 import { StreamReader } from './streamReader';
 
@@ -88,6 +89,8 @@ class TapRx extends WorkerLoop<TapRxInit> {
   /** Waiting for the TCP ring to release space. */
   private blocked = false;
   private readonly fragWarn = { count: 0, lastMs: -1e9 };
+  /** Next unsolicited router advertisement (SPEC §3.3); the first run only schedules. */
+  private nextRaMs = -1;
 
   constructor() {
     super();
@@ -178,7 +181,32 @@ class TapRx extends WorkerLoop<TapRxInit> {
     return true;
   }
 
+  protected timeoutMs(now: number): number {
+    return this.nextRaMs < 0 ? 0 : this.nextRaMs - now;
+  }
+
+  /** Unsolicited RAs to ff02::1 at random intervals while a guest is connected. */
+  private raTimer(now: number): void {
+    if (this.nextRaMs >= 0 && now < this.nextRaMs) return;
+    if (this.nextRaMs >= 0 && this.tapfd >= 0) this.sendRa();
+    this.nextRaMs = now + raIntervalMs(Math.random());
+  }
+
+  private sendRa(): void {
+    const tx = this.tx;
+    const vnet = this.vnetLen;
+    const d = tx.ring.beginWrite(vnet + LINK_REPLY_MAX);
+    if (d < 0) return;
+    const r = ndpUnsolicitedRa(this.ctx, tx.ring.u8, d + vnet);
+    if (r <= 0) return;
+    if (vnet) tx.ring.u8.fill(0, d, d + vnet);
+    tx.ring.endWrite(vnet + r, FRAME_KIND.TO_GUEST);
+    tx.dirty = true;
+    tx.flush();
+  }
+
   protected work(now: number): boolean {
+    this.raTimer(now);
     if (this.tapfd < 0 || !this.readable) return false;
     const out = this.tcp[0];
     const ring = out.ring;
@@ -199,20 +227,7 @@ class TapRx extends WorkerLoop<TapRxInit> {
       n = native.readFrames(this.tapfd, ring.u8, dataOff - 16, space, 16, this.lens, BATCH, this.maxRead);
     }
     const status = this.lens[n];
-    if (n === 0) {
-      if (status === 0) {
-        this.readable = false;
-      } else if (status === -E.ENODATA) {
-        this.tapFailed('EOF on tap');
-      } else if (status === -E.EPROTO) {
-        this.tapFailed(this.stream?.error ?? 'bad frame length');
-      } else {
-        this.stats.add('readErrors');
-        this.tapFailed(`read error on tap: ${native.strerror(-status)}`);
-      }
-      return false;
-    }
-    this.stats.add('batches');
+    if (n > 0) this.stats.add('batches');
     let pos = dataOff - 16;
     for (let i = 0; i < n; i++) {
       const len = this.lens[i];
@@ -223,12 +238,19 @@ class TapRx extends WorkerLoop<TapRxInit> {
       out.dirty = true;
       pos = (pos + 16 + len + 7) & ~7;
     }
-    if (status < 0 && status !== -E.EAGAIN) {
-      if (status === -E.ENODATA) this.tapFailed('EOF on tap');
-      else if (status === -E.EPROTO) this.tapFailed(this.stream?.error ?? 'bad frame length');
-    } else if (status === 0 && n < BATCH && !this.stream) {
-      // the native loop stopped on EAGAIN (or on space, which the next beginWrite handles)
-      this.readable = space - (pos - (dataOff - 16)) < this.maxRead + 16;
+    if (status === -E.ENODATA) {
+      this.tapFailed('EOF on tap');
+    } else if (status === -E.EPROTO) {
+      this.tapFailed(this.stream?.error ?? 'bad frame length');
+    } else if (status < 0) {
+      this.stats.add('readErrors');
+      this.tapFailed(`read error on tap: ${native.strerror(-status)}`);
+    } else if (this.stream) {
+      this.readable = this.stream.pending;
+    } else {
+      // status 0: EAGAIN, the batch limit, or the contiguous space ran out
+      const used = pos - (dataOff - 16);
+      this.readable = n === BATCH || space - used < this.maxRead + 16;
     }
     this.flushAll();
     return this.readable;
