@@ -50,6 +50,11 @@ type BindResult = { fds: number[] } | { errno: number };
 export class Forwarder {
   private nextId = 1;
 
+  /** A fresh listener id (autoForward.ts makes ListenerInfos too). */
+  allocId(): number {
+    return this.nextId++;
+  }
+
   /**
    * @param nsfd pasta's target network namespace, or -1 (passt)
    */
@@ -156,13 +161,18 @@ export class Forwarder {
    * A listening (TCP) or bound (UDP) socket on addr:port.
    * @param v6only 1/0 to set IPV6_V6ONLY on an IPv6 socket, -1 for IPv4
    * @param nsfd create the socket inside this namespace, or -1
+   * @param preFd a socket of the right family and type created beforehand
+   *   (e.g. in a batch inside the namespace), or -1; closed on failure
    * @returns fd, or -errno
    */
-  openBound(proto: Proto, addr: Uint8Array, port: number, ifname: string | null, v6only: number, nsfd: number): number {
+  openBound(proto: Proto, addr: Uint8Array, port: number, ifname: string | null, v6only: number, nsfd: number,
+    preFd = -1): number {
     const family = v6only >= 0 ? AF_INET6 : AF_INET;
     const type = (proto === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
     let fd: number;
-    if (nsfd >= 0) {
+    if (preFd >= 0) {
+      fd = preFd;
+    } else if (nsfd >= 0) {
       const out = new Int32Array(1);
       const r = native.nsSockets(nsfd, family, type, 0, 1, out);
       if (r < 0) return r;

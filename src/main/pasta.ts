@@ -194,7 +194,7 @@ export async function runPasta(o: Options): Promise<void> {
     const h = spawned.helper;
     h.on('exit', (code, signal) => {
       const status = code ?? 128 + (signal ? os.constants.signals[signal] : 0);
-      void rt.shutdown(status);
+      void rt.shutdown(status, true);
     });
     nsfd = check(native.open(`/proc/${h.pid}/ns/net`, O_RDONLY | O_CLOEXEC, 0), 'open', 'command network namespace');
   } else {

@@ -11,6 +11,7 @@ import { openPcap } from '../shared/pcapWriter';
 import type { Backend } from '../shared/messages';
 import { Supervisor } from './supervisor';
 import { Forwarder } from './forward';
+import { AutoForwarder } from './autoForward';
 import { currentLogTarget } from './logging';
 
 export interface RuntimeFds {
@@ -36,6 +37,7 @@ function macString(m: Uint8Array): string {
 export class Runtime {
   readonly sup = new Supervisor();
   fwd: Forwarder | null = null;
+  auto: AutoForwarder | null = null;
   private fds: RuntimeFds | null = null;
   private exiting = false;
   /** Keeps the event loop alive while nothing else does (e.g. --no-netns-quit). */
@@ -72,6 +74,9 @@ export class Runtime {
     // forwarded ports are bound before readiness (CLIENTS.md §0)
     this.fwd = new Forwarder(this.cfg, fds.nsfd, this.sup);
     this.fwd.bindStatic();
+    // pasta's `auto` forwards: first scan now, before readiness, then every second
+    this.auto = AutoForwarder.create(this.cfg, fds.nsfd, this.fwd);
+    this.auto?.start();
   }
 
   /** The program is ready: workers follow the main thread's log target. */
@@ -79,12 +84,19 @@ export class Runtime {
     this.sup.setLog(this.cfg.logLevel, currentLogTarget());
   }
 
-  /** Stops everything and exits the process with `code`. */
-  async shutdown(code: number): Promise<never> {
+  /**
+   * Stops everything and exits the process with `code`.
+   * @param drain let workers flush what they hold (bounded by DRAIN_MS);
+   *   by default only for a clean exit. pasta's spawned command exiting is
+   *   a clean end whatever its status: what it wrote into spliced
+   *   connections just before must still arrive.
+   */
+  async shutdown(code: number, drain = code === 0): Promise<never> {
     if (!this.exiting) {
       this.exiting = true;
       if (this.keepAlive) clearInterval(this.keepAlive);
-      await this.sup.shutdown(code === 0 ? DRAIN_MS : 0);
+      this.auto?.stop();
+      await this.sup.shutdown(drain ? DRAIN_MS : 0);
       if (log.debugOn) for (const [k, v] of Object.entries(this.sup.stats())) log.debug(`${k}: ${JSON.stringify(v)}`);
       if (this.fds && this.fds.tapfd >= 0) native.close(this.fds.tapfd);
     }

@@ -76,6 +76,14 @@ export class ListenerSet {
     }
   }
 
+  /**
+   * Accepts whatever waits in every listener's backlog (shutdown drain: a
+   * connection made just before the command exited still carries its bytes).
+   */
+  acceptPending(now: number): void {
+    for (let slot = 0; slot < this.slots.length; slot++) if (this.slots[slot]) this.onEvent(slot, now);
+  }
+
   get size(): number {
     return this.byId.size;
   }

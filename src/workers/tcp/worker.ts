@@ -52,6 +52,8 @@ class TcpWorker extends CountingL4Worker {
   }
 
   protected drained(now: number): boolean {
+    // connections still in a backlog may hold what the command wrote last
+    this.listeners.acceptPending(now);
     return this.splice ? this.splice.drained(now) : true;
   }
 }
