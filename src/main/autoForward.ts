@@ -102,6 +102,50 @@ function preadAll(fd: number, scratch: { buf: Buffer }): string | null {
   return scratch.buf.toString('latin1', 0, total);
 }
 
+/** Ports found listening (TCP) or bound unconnected (UDP) on each side, or ours there. */
+export interface SidePorts {
+  nsTcp: Set<number>;
+  nsUdp: Set<number>;
+  hostTcp: Set<number>;
+  hostUdp: Set<number>;
+}
+
+/** What each auto direction should forward. */
+export interface WantedPorts {
+  tcpIn: Set<number>;
+  udpIn: Set<number>;
+  tcpOut: Set<number>;
+  udpOut: Set<number>;
+}
+
+function minus(a: Set<number>, ...ex: Set<number>[]): Set<number> {
+  const r = new Set<number>();
+  for (const p of a) if (!ex.some((e) => e.has(p))) r.add(p);
+  return r;
+}
+
+function union(a: Set<number>, b: Set<number>): Set<number> {
+  const r = new Set(a);
+  for (const p of b) r.add(p);
+  return r;
+}
+
+/**
+ * SPEC §8.4 with loop avoidance: inbound (-t/-u) follows the namespace,
+ * outbound (-T/-U) the host; UDP also follows TCP listeners; what we
+ * listen on ourselves on the scanned side is never forwarded back.
+ * @param found what the scan found on each side
+ * @param ours our own listeners on each side
+ */
+export function wantedPorts(found: SidePorts, ours: SidePorts): WantedPorts {
+  return {
+    tcpIn: minus(found.nsTcp, ours.nsTcp),
+    udpIn: minus(union(found.nsUdp, found.nsTcp), ours.nsTcp, ours.nsUdp),
+    tcpOut: minus(found.hostTcp, ours.hostTcp),
+    udpOut: minus(union(found.hostUdp, found.hostTcp), ours.hostTcp, ours.hostUdp),
+  };
+}
+
 export class AutoForwarder {
   private readonly dirs: { tcpIn?: AutoDir; udpIn?: AutoDir; tcpOut?: AutoDir; udpOut?: AutoDir } = {};
   /** Static listening ports per (proto, side): never ours to scan for. */
@@ -220,26 +264,10 @@ export class AutoForwarder {
     const hostTcp = d.tcpOut || d.udpOut ? this.readPorts(this.hostFiles, 'tcp') : new Set<number>();
     const hostUdp = d.udpOut ? this.readPorts(this.hostFiles, 'udp') : new Set<number>();
     // our own listeners on each side, as they are before this scan's changes
-    const oursNsTcp = this.ours('tcp', 'ns');
-    const oursNsUdp = this.ours('udp', 'ns');
-    const oursHostTcp = this.ours('tcp', 'host');
-    const oursHostUdp = this.ours('udp', 'host');
-    const minus = (a: Set<number>, ...ex: Set<number>[]): Set<number> => {
-      const r = new Set<number>();
-      for (const p of a) if (!ex.some((e) => e.has(p))) r.add(p);
-      return r;
-    };
-    const union = (a: Set<number>, b: Set<number>): Set<number> => {
-      const r = new Set(a);
-      for (const p of b) r.add(p);
-      return r;
-    };
-    const want = {
-      tcpIn: minus(nsTcp, oursNsTcp),
-      udpIn: minus(union(nsUdp, nsTcp), oursNsTcp, oursNsUdp),
-      tcpOut: minus(hostTcp, oursHostTcp),
-      udpOut: minus(union(hostUdp, hostTcp), oursHostTcp, oursHostUdp),
-    };
+    const want = wantedPorts({ nsTcp, nsUdp, hostTcp, hostUdp }, {
+      nsTcp: this.ours('tcp', 'ns'), nsUdp: this.ours('udp', 'ns'),
+      hostTcp: this.ours('tcp', 'host'), hostUdp: this.ours('udp', 'host'),
+    });
     for (const k of ['tcpOut', 'udpOut', 'tcpIn', 'udpIn'] as const) {
       const dir = d[k];
       if (dir) this.rebind(dir, want[k], k);

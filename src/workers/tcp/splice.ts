@@ -135,6 +135,7 @@ export class SpliceConns implements SplicePath {
   private readonly nsPool: Record<number, SocketPool>;
   private readonly bufs: BufferProbe;
   private nextRefill = 0;
+  private nsRefillFailed = false;
   private readonly sa = new Uint8Array(SOCKADDR_LEN);
   private readonly sa16 = this.sa.subarray(0, 16);
   private readonly peerAddr = new Uint8Array(16);
@@ -279,6 +280,12 @@ export class SpliceConns implements SplicePath {
     const c = this.conns[idx >>> 1];
     if (!c) return;
     const side = idx & 1;
+    if ((c.events & SpliceEvent.SPLICE_CONNECT) && side === 1 && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+      const err = native.getsockoptInt(c.fd[1], SOL_SOCKET, SO_ERROR);
+      if (err !== 0 || (events & (EPOLLERR | EPOLLHUP))) this.connectFailed(c, err > 0 ? err : E.ECONNREFUSED);
+      else this.established(c);
+      return;
+    }
     if (events & EPOLLERR) {
       if (log.debugOn) {
         const err = native.getsockoptInt(c.fd[side], SOL_SOCKET, SO_ERROR);
@@ -287,15 +294,8 @@ export class SpliceConns implements SplicePath {
       this.close(c, true);
       return;
     }
-    if (c.events & SpliceEvent.SPLICE_CONNECT) {
-      if (side !== 1 || !(events & (EPOLLOUT | EPOLLHUP))) {
-        return; // side 0 is parked while connecting; a hang-up there shows on the next event
-      }
-      const err = native.getsockoptInt(c.fd[1], SOL_SOCKET, SO_ERROR);
-      if (err !== 0 || (events & EPOLLHUP)) this.connectFailed(c, err > 0 ? err : E.ECONNREFUSED);
-      else this.established(c);
-      return;
-    }
+    // side 0 is parked while connecting; a hang-up there shows once connected
+    if (c.events & SpliceEvent.SPLICE_CONNECT) return;
     if (events & EPOLLOUT) {
       // the pipe towards this side is drained first, then its source is read again
       c.events &= ~outWait(side);
@@ -429,12 +429,22 @@ export class SpliceConns implements SplicePath {
 
   // --- deferred work and shutdown ------------------------------------------
 
+  /**
+   * @param all the 1 s timer: every pool; otherwise only namespace pools
+   *   running low (unless a refill failed since the last timer pass, so a
+   *   namespace that refuses sockets doesn't cost a thread per iteration)
+   */
   private refillPools(all: boolean): void {
     const ns = this.host.nsfd >= 0;
+    if (all) this.nsRefillFailed = false;
     for (const fam of [AF_INET, AF_INET6]) {
       if (!this.familyEnabled(fam)) continue;
       if (all) this.hostPool[fam].refill();
-      if (ns && (all || this.nsPool[fam].size < NS_POOL_LOW)) this.nsPool[fam].refill();
+      const pool = this.nsPool[fam];
+      if (ns && (all || (pool.size < NS_POOL_LOW && !this.nsRefillFailed))) {
+        pool.refill();
+        if (pool.size < NS_POOL_LOW) this.nsRefillFailed = true;
+      }
     }
     if (all) this.pipes.refill();
   }
