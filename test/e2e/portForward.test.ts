@@ -61,8 +61,9 @@ function hostListenCount(port: number): number {
   return listenCount(fs.readFileSync('/proc/net/tcp', 'utf8'), fs.readFileSync('/proc/net/tcp6', 'utf8'), port);
 }
 
-e2e('-t forms: port, range, A:B, ranges mapped, exclusion, address, [address], %interface, address%interface, combined', async (t) => {
-  const ns = await startPasta([
+/** Every -t form against listeners in the namespace; `extra`: more pasta options. */
+async function tForms(t: import('ava').ExecutionContext, extra: string[]): Promise<void> {
+  const ns = await startPasta([...extra,
     '-t', '12400', '-t', '12401-12402', '-t', '12403:12423,12404-12405:12424-12425', '-t', '12406-12408,~12407',
     '-t', '127.0.0.1/12409', '-t', '::1/12410', '-t', '[::1]/12411', '-t', '%lo/12412', '-t', '127.0.0.1%lo/12416',
     '-T', 'none', '-u', 'none', '-U', 'none',
@@ -86,7 +87,14 @@ e2e('-t forms: port, range, A:B, ranges mapped, exclusion, address, [address], %
   } finally {
     await ns.stop();
   }
-});
+}
+
+e2e('-t forms (spliced): port, range, A:B, ranges mapped, exclusion, address, [address], %interface, address%interface, combined',
+  (t) => tForms(t, []));
+
+// The same through the tap (--no-splice): expected to fail until TCP over the
+// tap lands; ava then reports it as passing unexpectedly — drop `.failing`.
+(inTestNs() ? test.serial.failing : test.skip)('-t forms through the tap (--no-splice)', (t) => tForms(t, ['--no-splice']));
 
 e2e('-T forms: port, A:B, ranges mapped, exclusion, combined', async (t) => {
   const servers = await hostWhoami('127.0.0.1', [12430, 12441, 12442, 12443, 12434, 12435, 12436]);
