@@ -49,7 +49,9 @@
  *   so what a command wrote just before exiting still reaches the other
  *   side; the worker loop bounds this by the drain deadline.
  * - Epoll refs: EpollType.TCP_SPLICE, index = connection << 1 | side.
- *   Pipes are never watched (SPLICE_PIPE stays unused).
+ *   Pipes are never watched (SPLICE_PIPE stays unused). A closed
+ *   connection's index is reused only from the next work() call on, after
+ *   the current batch of events, so a stale event finds nothing.
  */
 import { native, E } from '../../shared/native';
 import {
@@ -129,6 +131,8 @@ class SpliceConn {
 export class SpliceConns implements SplicePath {
   private readonly conns: (SpliceConn | null)[] = [];
   private readonly free: number[] = [];
+  /** Indices of connections closed since the last work() call. */
+  private readonly freeLater: number[] = [];
   private live = 0;
   private readonly pipes: PipePool;
   private readonly hostPool: Record<number, SocketPool>;
@@ -422,8 +426,10 @@ export class SpliceConns implements SplicePath {
     }
     if (reset) this.stats.resets++;
     this.stats.closed++;
+    // the index is reused only after this batch of epoll events: a stale
+    // event for the old sockets must find no connection, not a new one
     this.conns[c.index] = null;
-    this.free.push(c.index);
+    this.freeLater.push(c.index);
     this.live--;
   }
 
@@ -454,6 +460,7 @@ export class SpliceConns implements SplicePath {
   }
 
   work(now: number): boolean {
+    while (this.freeLater.length) this.free.push(this.freeLater.pop() as number);
     const timer = now >= this.nextRefill;
     if (timer) this.nextRefill = now + REFILL_MS;
     this.refillPools(timer);
