@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -326,6 +327,18 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
   return Num(info.Env(), -errno);
 }
 
+// raiseNofile() -> raises the soft RLIMIT_NOFILE to the hard limit; returns
+// the new soft limit, or -errno.
+Napi::Value RaiseNofile(const Napi::CallbackInfo& info) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return Num(info.Env(), -errno);
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) return Num(info.Env(), -errno);
+  }
+  return Num(info.Env(), static_cast<double>(rl.rlim_cur));
+}
+
 // strerror(errno) -> message text.
 Napi::Value Strerror(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), strerror(static_cast<int>(Int(info, 0))));
@@ -359,6 +372,7 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports["fstatfs"] = Napi::Function::New(env, Fstatfs, "fstatfs");
   exports["execve"] = Napi::Function::New(env, Execve, "execve");
   exports["strerror"] = Napi::Function::New(env, Strerror, "strerror");
+  exports["raiseNofile"] = Napi::Function::New(env, RaiseNofile, "raiseNofile");
 }
 
 }  // namespace passt

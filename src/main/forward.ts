@@ -94,24 +94,33 @@ export class Forwarder {
 
   private bindSpec(spec: ForwardSpec, proto: Proto, side: Side, flag: string, out: ListenerInfo[]): void {
     if (spec.mode === 'none' || spec.mode === 'auto') return;
-    for (const rule of spec.rules) {
-      let bound = 0;
-      let lastErr = 0;
-      for (const p of rule.ports) {
-        const r = side === 'host' ? this.bindHost(proto, rule.addr, rule.ifname, p.port) : this.bindNs(proto, p.port);
-        if ('errno' in r) {
-          lastErr = r.errno;
-          if (rule.bestEffort) continue;
-          throw new PasstError('PASST_ERR_BIND',
-            `Failed to bind port ${p.port} (${native.strerror(r.errno)}) for option '${flag}', exiting`);
-        }
-        for (const fd of r.fds) out.push({ id: this.nextId++, fd, proto, side, port: p.port, delta: p.delta });
-        bound++;
-      }
-      if (rule.bestEffort && rule.ports.length && bound === 0) {
+    const batch = side === 'ns' ? new NsSocketBatch(this.nsfd, proto) : null;
+    try {
+      for (const rule of spec.rules) this.bindRule(rule, proto, side, flag, out, batch);
+    } finally {
+      batch?.close();
+    }
+  }
+
+  private bindRule(rule: ForwardSpec['rules'][number], proto: Proto, side: Side, flag: string, out: ListenerInfo[],
+    batch: NsSocketBatch | null): void {
+    let bound = 0;
+    let lastErr = 0;
+    for (const p of rule.ports) {
+      const r = side === 'host' ? this.bindHost(proto, rule.addr, rule.ifname, p.port) : this.bindNs(proto, p.port, batch);
+      if ('errno' in r) {
+        lastErr = r.errno;
+        // running out of descriptors is fatal even where busy ports are skipped (SPEC §8.2)
+        if (rule.bestEffort && r.errno !== E.EMFILE && r.errno !== E.ENFILE) continue;
         throw new PasstError('PASST_ERR_BIND',
-          `Failed to bind any port for option '${flag}' (${native.strerror(lastErr || E.EADDRINUSE)}), exiting`);
+          `Failed to bind port ${p.port} (${native.strerror(r.errno)}) for option '${flag}', exiting`);
       }
+      for (const fd of r.fds) out.push({ id: this.nextId++, fd, proto, side, port: p.port, delta: p.delta });
+      bound++;
+    }
+    if (rule.bestEffort && rule.ports.length && bound === 0) {
+      throw new PasstError('PASST_ERR_BIND',
+        `Failed to bind any port for option '${flag}' (${native.strerror(lastErr || E.EADDRINUSE)}), exiting`);
     }
   }
 
@@ -142,16 +151,23 @@ export class Forwarder {
     return fd < 0 ? { errno: -fd } : { fds: [fd] };
   }
 
-  /** One namespace-side port: 127.0.0.1 and ::1 inside the namespace. */
-  bindNs(proto: Proto, port: number): BindResult {
+  /**
+   * One namespace-side port: 127.0.0.1 and ::1 inside the namespace.
+   * @param batch sockets created inside the namespace beforehand, in batches
+   */
+  bindNs(proto: Proto, port: number, batch: NsSocketBatch | null = null): BindResult {
     const fds: number[] = [];
     let err = 0;
     if (this.cfg.ip4.enabled) {
-      const fd = this.openBound(proto, LO4, port, null, -1, this.nsfd);
+      const pre = batch ? batch.take(AF_INET) : -1;
+      if (pre < -1) return { errno: -pre };
+      const fd = this.openBound(proto, LO4, port, null, -1, this.nsfd, pre);
       if (fd >= 0) fds.push(fd); else err = -fd;
     }
     if (this.cfg.ip6.enabled) {
-      const fd = this.openBound(proto, LO6, port, null, 1, this.nsfd);
+      const pre = batch ? batch.take(AF_INET6) : -1;
+      if (pre < -1) return { errno: -pre };
+      const fd = this.openBound(proto, LO6, port, null, 1, this.nsfd, pre);
       if (fd >= 0) fds.push(fd); else err = -fd;
     }
     return fds.length ? { fds } : { errno: err || E.EADDRNOTAVAIL };
@@ -206,5 +222,36 @@ export class Forwarder {
       if (r < 0) return fail(r);
     }
     return fd;
+  }
+}
+
+/**
+ * Sockets created inside the namespace 64 at a time (each nsSockets call
+ * starts one native thread that enters the namespace), so binding
+ * thousands of namespace-side ports doesn't start thousands of threads.
+ */
+export class NsSocketBatch {
+  private readonly pending = new Map<number, number[]>();
+  private readonly buf = new Int32Array(64);
+
+  constructor(private readonly nsfd: number, private readonly proto: Proto) {}
+
+  /** A socket of the family, or -errno. */
+  take(family: number): number {
+    let list = this.pending.get(family);
+    if (!list || !list.length) {
+      const type = (this.proto === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+      const n = native.nsSockets(this.nsfd, family, type, 0, this.buf.length, this.buf);
+      if (n <= 0) return n < 0 ? n : -E.EMFILE;
+      list = Array.from(this.buf.subarray(0, n)).reverse();
+      this.pending.set(family, list);
+    }
+    return list.pop() as number;
+  }
+
+  /** Closes the sockets nobody took. */
+  close(): void {
+    for (const list of this.pending.values()) for (const fd of list) native.close(fd);
+    this.pending.clear();
   }
 }

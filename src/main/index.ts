@@ -63,6 +63,9 @@ export function main(): void {
     process.exit(0);
   }
   log.configure({ level: opts.logLevel ?? 'info', timestamps: opts.logLevel === 'debug' || opts.logLevel === 'trace' });
+  // forwarding many ports needs many descriptors (SPEC §11.5: soft limit raised to the hard one)
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  (require('../shared/native') as typeof import('../shared/native')).native.raiseNofile();
 
   const run = mode === 'pasta'
     ? (require('./pasta') as typeof import('./pasta')).runPasta

@@ -64,6 +64,8 @@ export interface NativeAddon {
   fstatfs(fd: number): number;
   /** Replaces the process; returns only on failure (-errno). */
   execve(path: string, argv: string[], envp: string[]): number;
+  /** Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit or -errno. */
+  raiseNofile(): number;
   /** strerror(errno): the C library's message text. */
   strerror(errno: number): string;
 
@@ -125,7 +127,7 @@ export const E = osConstants.errno as Record<string, number> & {
   ECONNREFUSED: number; EADDRINUSE: number; EADDRNOTAVAIL: number; EINVAL: number; ENODATA: number;
   ECONNRESET: number; EPERM: number; ENOBUFS: number; ENOSPC: number; EIO: number; EEXIST: number;
   ESRCH: number; EHOSTUNREACH: number; ENETUNREACH: number; ETIMEDOUT: number; EBADF: number;
-  EMFILE: number; ENOTCONN: number; EALREADY: number; EISCONN: number; EMSGSIZE: number; EPROTO: number; ECONNABORTED: number;
+  EMFILE: number; ENOTCONN: number; EALREADY: number; EISCONN: number; EMSGSIZE: number; EPROTO: number; ECONNABORTED: number; ENFILE: number;
 };
 
 const errnoNames = new Map<number, string>();
