@@ -108,7 +108,7 @@ function reexecInUserns(userns: string, target: Target | null): never {
 }
 
 /** Host templates per family, honouring -4/-6, -i and --outbound-if*. */
-function hostTemplates(o: Options): { t4: HostFamily | null; t6: HostFamily | null } {
+export function hostTemplates(o: Options): { t4: HostFamily | null; t6: HostFamily | null } {
   const nl = Netlink.host();
   try {
     const t4 = o.only6 ? null : discoverFamily(nl, AF_INET, o.ifname ?? o.outboundIf4);

@@ -42,6 +42,8 @@ export class Runtime {
   private exiting = false;
   /** Keeps the event loop alive while nothing else does (e.g. --no-netns-quit). */
   private keepAlive: NodeJS.Timeout | null = null;
+  /** Last step before the process exits (after the workers stopped). */
+  onExit: () => void = () => {};
 
   constructor(readonly cfg: Config) {
     const quit = () => void this.shutdown(0);
@@ -99,6 +101,7 @@ export class Runtime {
       await this.sup.shutdown(drain ? DRAIN_MS : 0);
       if (log.debugOn) for (const [k, v] of Object.entries(this.sup.stats())) log.debug(`${k}: ${JSON.stringify(v)}`);
       if (this.fds && this.fds.tapfd >= 0) native.close(this.fds.tapfd);
+      this.onExit();
     }
     process.exit(code);
   }

@@ -70,8 +70,10 @@ export class Supervisor {
     log.error(m);
     process.exit(1);
   };
-  /** passt: the client connection is gone. */
-  onTapGone: (reason: string) => void = () => {};
+  /** passt: the client connection fd is gone (reported by tap-RX or tap-TX). */
+  onTapGone: (fd: number, reason: string) => void = () => {};
+  /** passt: a worker applied the 'tap' control message seq. */
+  onTapAck: (role: Role, seq: number) => void = () => {};
 
   async start(o: PipelineOptions): Promise<void> {
     const wakers = {
@@ -130,7 +132,8 @@ export class Supervisor {
         case 'ready': readyResolve(); break;
         case 'drained': break;
         case 'fatal': this.fatal(`${name}: ${m.message}`); break;
-        case 'tapGone': this.onTapGone(m.reason); break;
+        case 'tapGone': this.onTapGone(m.fd, m.reason); break;
+        case 'tapAck': this.onTapAck(init.role, m.seq); break;
         default: {
           const never: never = m;
           void never;

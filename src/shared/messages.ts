@@ -118,8 +118,12 @@ export interface ListenerInfo {
 export type ControlMsg =
   | { type: 'shutdown'; drainMs: number }
   | { type: 'log'; level: LogLevel; target: LogTarget }
-  /** passt: a new client socket (or -1: the client is gone). */
-  | { type: 'tap'; fd: number }
+  /**
+   * passt: a new client socket (or -1: the client is gone). tap-RX and
+   * tap-TX answer with 'tapAck' carrying seq once they stopped using the
+   * previous descriptor, so main can close it safely.
+   */
+  | { type: 'tap'; fd: number; seq: number }
   /** Listening sockets handed over (forwarded ports). */
   | { type: 'listen'; add: ListenerInfo[] }
   /** Listeners to stop using and close (auto-forwarding removed them). */
@@ -132,5 +136,7 @@ export type WorkerMsg =
   | { type: 'drained' }
   /** A fatal condition: main logs it and exits 1. */
   | { type: 'fatal'; message: string }
-  /** passt: the client connection failed (EOF, error, bad frame length). */
-  | { type: 'tapGone'; reason: string };
+  /** passt: the client connection fd failed (EOF, error, bad frame length). */
+  | { type: 'tapGone'; fd: number; reason: string }
+  /** passt: the 'tap' control message seq was applied. */
+  | { type: 'tapAck'; seq: number };

@@ -13,6 +13,10 @@ import { native, E } from '../shared/native';
 import type { FrameRing } from '../shared/ring/frameRing';
 
 const BUF = 4 << 20;
+/** An Ethernet header: anything shorter cannot be a frame. */
+const MIN_FRAME = 14;
+/** Largest length accepted on the stream (SPEC §1.2). */
+const MAX_LEN = 65535;
 
 export class StreamReader {
   private readonly buf = new Uint8Array(BUF);
@@ -30,6 +34,11 @@ export class StreamReader {
     this.start = this.end = 0;
     this.drained = false;
     this.error = null;
+  }
+
+  /** Bytes of an incomplete frame are buffered (the client left mid-frame if EOF follows). */
+  get midFrame(): boolean {
+    return this.end > this.start;
   }
 
   /** True if the next read() can produce something without a new EPOLLIN. */
@@ -53,8 +62,8 @@ export class StreamReader {
     for (;;) {
       while (n < max && this.end - this.start >= 4) {
         const flen = this.dv.getUint32(this.start);
-        if (flen < 14 || flen > 65535) {
-          this.error = `bad frame length ${flen} from client`;
+        if (flen < MIN_FRAME || flen > MAX_LEN) {
+          this.error = `bad frame length ${flen} from client (expected ${MIN_FRAME}..${MAX_LEN}), resetting connection`;
           lens[n] = -E.EPROTO;
           return n;
         }

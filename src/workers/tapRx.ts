@@ -145,27 +145,37 @@ class TapRx extends WorkerLoop<TapRxInit> {
       if (this.tapfd >= 0) this.del(this.tapfd);
       this.tapfd = msg.fd;
       this.stream?.reset();
+      this.blocked = false;
       if (this.tapfd >= 0) this.watchTap();
+      else this.readable = false;
+      this.post({ type: 'tapAck', seq: msg.seq });
     }
   }
 
   protected onEvent(ref: number, events: number): void {
     if (refType(ref) !== EpollType.TAP) return;
     if (events & EPOLLIN) this.readable = true;
-    if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP) && !(events & EPOLLIN)) this.tapFailed('hang-up on tap');
+    else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+      // without EPOLLIN nothing is left to read: the peer is gone
+      this.tapFailed(this.stream ? 'client hang-up' : 'hang-up on tap');
+    }
   }
 
   private tapFailed(reason: string): void {
+    if (this.tapfd < 0) return;
     if (this.init.backend === 'tap') {
       this.post({ type: 'fatal', message: `${reason}` });
       this.stopping = true;
+      this.readable = false;
       return;
     }
     // passt: the client is gone; main decides what comes next
-    this.del(this.tapfd);
+    const fd = this.tapfd;
+    this.del(fd);
     this.tapfd = -1;
     this.readable = false;
-    this.post({ type: 'tapGone', reason });
+    this.stream?.reset();
+    this.post({ type: 'tapGone', fd, reason });
   }
 
   protected hasInput(): boolean {
@@ -238,14 +248,10 @@ class TapRx extends WorkerLoop<TapRxInit> {
       out.dirty = true;
       pos = (pos + 16 + len + 7) & ~7;
     }
-    if (status === -E.ENODATA) {
-      this.tapFailed('EOF on tap');
-    } else if (status === -E.EPROTO) {
-      this.tapFailed(this.stream?.error ?? 'bad frame length');
-    } else if (status < 0) {
-      this.stats.add('readErrors');
-      this.tapFailed(`read error on tap: ${native.strerror(-status)}`);
+    if (status < 0 && status !== -E.EAGAIN) {
+      this.readFailed(status);
     } else if (this.stream) {
+      // more without a new EPOLLIN: the socket was not drained, or whole frames are buffered
       this.readable = this.stream.pending;
     } else {
       // status 0: EAGAIN, the batch limit, or the contiguous space ran out
@@ -254,6 +260,18 @@ class TapRx extends WorkerLoop<TapRxInit> {
     }
     this.flushAll();
     return this.readable;
+  }
+
+  /** A read stopped on an error status (-errno, -ENODATA for EOF, -EPROTO for a bad length). */
+  private readFailed(status: number): void {
+    if (status === -E.ENODATA) {
+      this.tapFailed(this.stream ? (this.stream.midFrame ? 'client closed the connection in the middle of a frame' : 'client closed the connection') : 'EOF on tap');
+    } else if (status === -E.EPROTO) {
+      this.tapFailed(this.stream?.error ?? 'bad frame length');
+    } else {
+      this.stats.add('readErrors');
+      this.tapFailed(`${this.stream ? 'receive error on client connection' : 'read error on tap'}: ${native.strerror(-status)}`);
+    }
   }
 
   private flushAll(): void {

@@ -51,6 +51,12 @@ class TapTx extends WorkerLoop<TapTxInit> {
   private readonly stream: StreamWriter | null;
   /** Waiting for EPOLLOUT on the tap. */
   private blocked = false;
+  /**
+   * The input whose frames were cut short by a full socket: it goes first
+   * when writing resumes, since on a stream the rest of a half-sent frame
+   * must follow its first bytes.
+   */
+  private resume: Input | null = null;
 
   constructor() {
     super();
@@ -68,12 +74,15 @@ class TapTx extends WorkerLoop<TapTxInit> {
       if (this.tapfd >= 0 && this.blocked) this.del(this.tapfd);
       this.tapfd = msg.fd;
       this.blocked = false;
+      this.resume = null;
       this.stream?.reset();
+      this.post({ type: 'tapAck', seq: msg.seq });
     }
   }
 
-  protected onEvent(ref: number, events: number): void {
-    if (refType(ref) === EpollType.TAP && events & EPOLLOUT && this.blocked) {
+  protected onEvent(ref: number, _events: number): void {
+    // EPOLLOUT, or EPOLLERR/EPOLLHUP: either way the next write tells
+    if (refType(ref) === EpollType.TAP && this.blocked) {
       this.blocked = false;
       this.del(this.tapfd);
     }
@@ -95,6 +104,11 @@ class TapTx extends WorkerLoop<TapTxInit> {
 
   protected work(): boolean {
     if (this.blocked) return false;
+    if (this.resume) {
+      const first = this.resume;
+      this.resume = null;
+      if (!this.drain(first)) return false;
+    }
     let more = false;
     for (const inp of this.inputs) {
       if (!this.drain(inp)) return false; // tap full: wait for EPOLLOUT
@@ -154,20 +168,24 @@ class TapTx extends WorkerLoop<TapTxInit> {
       if (n === -E.EAGAIN || n === 0) {
         this.stats.add('eagain');
         this.blocked = true;
+        this.resume = inp;
         this.add(this.tapfd, EPOLLOUT, packRef(EpollType.TAP));
         return false;
       }
-      if (n === -E.ENOBUFS || n === -E.ENOSPC || n === -E.EIO || n === -E.EINVAL || n === -E.EMSGSIZE) {
+      if (!this.stream && (n === -E.ENOBUFS || n === -E.ENOSPC || n === -E.EIO || n === -E.EINVAL || n === -E.EMSGSIZE)) {
         // the kernel refused this frame: count it and go on (SPEC §1.1)
         this.stats.add('dropped');
         inp.sent++;
         continue;
       }
       if (this.init.backend === 'stream') {
-        // the client is gone; tap-RX reports it, frames are dropped meanwhile
+        // the client is gone: tell main (tap-RX may report it too), drop frames until a new one comes
         this.stats.add('clientDrops', inp.count - inp.sent);
         inp.sent = inp.count;
+        const fd = this.tapfd;
         this.tapfd = -1;
+        this.stream?.reset();
+        this.post({ type: 'tapGone', fd, reason: `send error on client connection: ${native.strerror(-n)}` });
         return true;
       }
       this.post({ type: 'fatal', message: `write to tap: ${native.strerror(-n)}` });
