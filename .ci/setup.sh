@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS="iproute2 util-linux passwd procps kmod ca-certificates make g++ python3
   socat jq iperf3 sockperf busybox-static ndisc6 isc-dhcp-client tcpdump tshark
-  passt slirp4netns"
+  passt slirp4netns qemu-system-x86 xz-utils zstd"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -27,3 +27,7 @@ sysctl -q -w kernel.unprivileged_userns_clone=1 2>/dev/null || true
 sysctl -q -w user.max_user_namespaces=15000 2>/dev/null || true
 
 npm ci --no-audit --no-fund
+
+# the real-guest tests' kernel and initramfs (test/guest/build.sh: Debian's
+# cloud kernel and busybox-static via apt-get download, cached)
+bash test/guest/build.sh

@@ -16,6 +16,11 @@ if [ "${PASST_TS_TEST_NS:-}" != "1" ]; then
     exit 1
   fi
   [ -f dist/src/main/index.js ] || npx tsc -p tsconfig.json
+  # the real-guest tests' image (cached; needs the package mirror, so before unsharing)
+  if command -v qemu-system-x86_64 >/dev/null && [ -f dist/test/guest/cpio.js ]; then
+    test/guest/build.sh > /tmp/passt-ts-guest-build.log 2>&1 ||
+      echo "test/run.sh: guest image build failed (see /tmp/passt-ts-guest-build.log)" >&2
+  fi
   exec unshare --net --mount --uts --fork env PASST_TS_TEST_NS=1 "$0" "$@"
 fi
 
