@@ -1,0 +1,99 @@
+/**
+ * passt with a real guest: CPU seconds of the passt process per GB moved,
+ * for this implementation and the C passt in the same run, both
+ * directions. `perf/guest-bench.sh [--quick]` (as root: it makes its own
+ * network namespace, then runs `node dist/perf/guest.bench.js`).
+ *
+ * Under TCG the guest's vCPU is the bottleneck, so Gbit/s compares guests,
+ * not implementations; what passt costs is its own CPU time for the bytes
+ * it moved. Each (implementation, direction) is one boot of the test guest
+ * (test/guest/) running `iperf3 -c 192.0.2.1` (-R for host → guest) against
+ * `iperf3 -s` on the host's 127.0.0.1 (reached through the host-loopback
+ * mapping); passt's CPU time is read from /proc just before qemu has
+ * stopped, so it covers boot and DHCP as well (small next to the transfer).
+ * The C passt refuses to run as root: it runs as BENCH_USER (bench).
+ *
+ * Env: BENCH_C_PASST (/usr/bin/passt), BENCH_USER (bench), IPERF_T (10 s),
+ * IPERF_RUNS (2), BENCH_IMPLS ("ts c").
+ */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { runGuest, guestUnavailable, describeRun } from '../test/guest/runner';
+
+const quick = process.argv.includes('--quick');
+const T = Number(process.env.IPERF_T ?? (quick ? 4 : 10));
+const RUNS = Number(process.env.IPERF_RUNS ?? (quick ? 1 : 2));
+const PORT = 13201;
+const ROOT = path.resolve(__dirname, '..', '..');
+const user = process.env.BENCH_USER ?? 'bench';
+
+interface Impl {
+  name: string;
+  passt: string[];
+  asUser?: string[];
+}
+
+const IMPLS: Impl[] = [
+  { name: 'passt-ts', passt: [path.join(ROOT, 'bin', 'passt')] },
+  {
+    name: 'C passt', passt: [process.env.BENCH_C_PASST ?? '/usr/bin/passt'],
+    asUser: ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups'],
+  },
+].filter((_, i) => (process.env.BENCH_IMPLS ?? 'ts c').split(' ').includes(i === 0 ? 'ts' : 'c'));
+
+interface Row {
+  impl: string;
+  dir: string;
+  gbits: number[];
+  gb: number;
+  cpuS: number;
+}
+
+async function one(impl: Impl, rev: boolean): Promise<Row> {
+  const script = Array.from({ length: RUNS }, () =>
+    `echo @@IPERF; iperf3 -J -c 192.0.2.1 -p ${PORT} -t ${T} ${rev ? '-R' : ''}; echo @@END`).join('\n');
+  const r = await runGuest({ passt: impl.passt, asUser: impl.asUser, script, timeoutMs: 120000 + RUNS * T * 2000 });
+  const blocks = r.output.split('@@IPERF').slice(1).map((b) => b.split('@@END')[0]);
+  const gbits: number[] = [];
+  let bytes = 0;
+  for (const b of blocks) {
+    try {
+      const j = JSON.parse(b.slice(b.indexOf('{'), b.lastIndexOf('}') + 1));
+      gbits.push(j.end.sum_received.bits_per_second / 1e9);
+      bytes += j.end.sum_received.bytes;
+    } catch {
+      process.stderr.write(`${impl.name} ${rev ? 'rev' : 'fwd'}: no iperf3 result\n${describeRun(r)}\n`);
+    }
+  }
+  return { impl: impl.name, dir: rev ? 'host → guest' : 'guest → host', gbits, gb: bytes / 1e9, cpuS: r.passtCpuS ?? NaN };
+}
+
+async function main(): Promise<void> {
+  const why = guestUnavailable();
+  if (why) throw new Error(why);
+  const iperf = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(PORT)], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  const rows: Row[] = [];
+  try {
+    for (const rev of [false, true]) for (const impl of IMPLS) rows.push(await one(impl, rev));
+  } finally {
+    iperf.kill();
+  }
+  const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+  console.log(`# guest iperf3, TCG, ${RUNS} × ${T} s per boot`);
+  console.log('direction      impl       Gbit/s (runs)        GB     passt CPU s   CPU-s/GB');
+  for (const r of rows) {
+    console.log(`${r.dir.padEnd(14)} ${r.impl.padEnd(10)} ${r.gbits.map((g) => fmt(g)).join(' ').padEnd(20)} ${fmt(r.gb).padStart(5)} ` +
+      `${fmt(r.cpuS).padStart(12)} ${fmt(r.cpuS / r.gb).padStart(10)}`);
+  }
+  for (const dir of ['guest → host', 'host → guest']) {
+    const ts = rows.find((r) => r.dir === dir && r.impl === 'passt-ts');
+    const c = rows.find((r) => r.dir === dir && r.impl === 'C passt');
+    if (ts && c) console.log(`${dir}: passt-ts / C passt CPU-s/GB = ${fmt((ts.cpuS / ts.gb) / (c.cpuS / c.gb))} (goal ≤ 1.5)`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
