@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { PASST, inTestNs, NOT_IN_NS, run, waitFor, alive, tmpPath, sleep } from '../helpers/env';
-import { ARP_REQUEST, DHCP_DISCOVER } from '../helpers/fixtures';
+import { ARP_REQUEST, DHCP_DISCOVER, NDP_NS } from '../helpers/fixtures';
 import { decodeUdp4, dhcpOptions, ip4Str } from '../helpers/decode';
 import { socketPair } from '../helpers/socketpair';
 import { native } from '../../src/shared/native';
@@ -31,6 +31,14 @@ function framed(frames: Uint8Array[]): Buffer {
   }));
 }
 
+/** What a failed test may leave behind, cleaned up after the file. */
+const openClients = new Set<Client>();
+const openProcs = new Set<ChildProcess>();
+test.after.always(() => {
+  for (const c of openClients) c.sock.destroy();
+  for (const p of openProcs) p.kill('SIGKILL');
+});
+
 /** A qemu-like client: length-prefixed frames both ways. */
 class Client {
   readonly frames: Buffer[] = [];
@@ -39,6 +47,7 @@ class Client {
   isClosed = false;
 
   constructor(readonly sock: net.Socket) {
+    openClients.add(this);
     sock.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
       while (this.buf.length >= 4) {
@@ -49,7 +58,7 @@ class Client {
       }
     });
     sock.on('error', () => {});
-    this.closed = new Promise((r) => sock.on('close', () => { this.isClosed = true; r(); }));
+    this.closed = new Promise((r) => sock.on('close', () => { this.isClosed = true; openClients.delete(this); r(); }));
   }
 
   static connect(p: string): Promise<Client> {
@@ -96,6 +105,8 @@ interface Proc {
 
 function startPasst(args: string[], extraStdio: (number | 'ignore')[] = []): Proc {
   const child = spawn(PASST, args, { stdio: ['ignore', 'pipe', 'pipe', ...extraStdio] });
+  openProcs.add(child);
+  child.on('exit', () => openProcs.delete(child));
   let log = '';
   child.stdout?.on('data', (d) => { log += d; });
   child.stderr?.on('data', (d) => { log += d; });
@@ -150,7 +161,7 @@ e2e('a bad frame length drops the client with one clear log line; the next clien
   const { p, sock } = await listening();
   for (const bad of [0, 13, 65536]) {
     const c = await Client.connect(sock);
-    t.true(await c.arpWorks());
+    t.true(await c.arpWorks(), `before length ${bad}: ${p.log()}`);
     const h = Buffer.alloc(4);
     h.writeUInt32BE(bad);
     await c.write(Buffer.concat([h, Buffer.alloc(64)]));
@@ -331,4 +342,17 @@ e2e("libvirt's argv: --one-off --socket --pid --mtu --interface --log-file --add
   t.truthy(await waitFor(() => !alive(pid), 5000), '--one-off: exits when qemu disconnects');
   const ss = spawnSync('ss', ['-Hltn'], { encoding: 'utf8' }).stdout;
   t.notRegex(ss, /:1302[0-8]\b/, 'its listeners went with it');
+});
+
+e2e("qrap's probe: ARP and NS probes framed, a framed reply within 500 ms", async (t) => {
+  const { p, sock } = await listening();
+  const c = await Client.connect(sock);
+  const t0 = Date.now();
+  await c.write(framed([ARP_REQUEST, NDP_NS]));
+  const got = await c.waitFrames(1, 500);
+  t.true(got.length >= 1, 'a reply within 500 ms');
+  t.true(Date.now() - t0 < 500);
+  t.true(isArpReply(got[0]), 'and it is a valid framed packet');
+  await c.close();
+  t.is(await p.stop(), 0);
 });
