@@ -79,7 +79,7 @@ export async function runPasst(o: Options): Promise<void> {
   };
   rt.onExit = () => slot.closeAll();
 
-  // forwarded ports (-t/-u) are bound here, before readiness (forward.ts)
+  // forwarded ports (-t/-u) were bound by rt.start(), before readiness (forward.ts)
 
   if (listener) {
     await slot.listen(listener.fd);

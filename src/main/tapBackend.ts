@@ -205,10 +205,16 @@ export class ClientSlot {
     this.attach(fd, pid);
   }
 
+  /**
+   * Switches both workers to fd. tap-TX is told first: frames for a new
+   * client come from tap-RX reading it, which it does only after its own
+   * message, so tap-TX always has the client before such a frame reaches it
+   * (it drains its messages before dropping frames for want of a client).
+   */
   private switchTo(fd: number): number {
     const seq = ++this.seq;
-    this.sup.control({ type: 'tap', fd, seq }, 'tapRx');
     this.sup.control({ type: 'tap', fd, seq }, 'tapTx');
+    this.sup.control({ type: 'tap', fd, seq }, 'tapRx');
     return seq;
   }
 

@@ -118,7 +118,8 @@ export abstract class WorkerLoop<I extends WorkerCommon = WorkerCommon> {
     this.post({ type: 'drained' });
   }
 
-  private drainControl(now: number): void {
+  /** Applies pending control messages (also callable from a stage that must see them now). */
+  protected drainControl(now: number): void {
     if (!parentPort) return;
     for (;;) {
       const m = receiveMessageOnPort(parentPort);

@@ -25,6 +25,7 @@ import { EpollType, packRef, refType } from '../shared/epollRef';
 import { Stats } from '../shared/stats';
 import { PcapWriter } from '../shared/pcapWriter';
 import { StreamWriter } from './streamWriter';
+import { monotonicMs } from '../shared/time';
 
 const BATCH = 128;
 
@@ -135,6 +136,9 @@ class TapTx extends WorkerLoop<TapTxInit> {
         return true;
       }
     }
+    // a new client's frames can only exist once its 'tap' message was posted to us (main posts
+    // ours first): look for it before dropping anything for want of a client
+    if (this.tapfd < 0 && this.init.backend === 'stream') this.drainControl(monotonicMs());
     if (this.tapfd < 0) {
       this.stats.add('clientDrops', inp.count - inp.sent);
       inp.sent = inp.count;

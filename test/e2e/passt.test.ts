@@ -329,6 +329,12 @@ e2e("libvirt's argv: --one-off --socket --pid --mtu --interface --log-file --add
   t.true(alive(pid));
   t.true(fs.statSync(sock).isSocket());
   t.regex(fs.readFileSync(logFile, 'utf8').split('\n')[0], /^passt .* \(\d+\)$/, 'log file header line');
+  const tcp = spawnSync('ss', ['-Hltn'], { encoding: 'utf8' }).stdout;
+  const udp = spawnSync('ss', ['-Hlun'], { encoding: 'utf8' }).stdout;
+  for (const port of [13020, 13026, 13027]) t.regex(tcp, new RegExp(`:${port}\\b`), `TCP ${port} bound before readiness`);
+  t.regex(tcp, /\[2001:db8::2\]%eth0:13026\b/, 'ADDR%DEV/ prefix honoured');
+  for (const port of [13021, 13022, 13024, 13025]) t.regex(udp, new RegExp(`192\\.0\\.2\\.2:${port}\\b`), `UDP ${port} bound`);
+  t.notRegex(udp, /:13023\b/, '~13023 excluded');
   const c = await Client.connect(sock);
   await c.write(framed([DHCP_DISCOVER]));
   const offer = (await c.waitFrames(1, 5000, 0x0800))[0];

@@ -1,33 +1,15 @@
 /**
- * A connected pair of AF_UNIX stream sockets made with the addon's own
- * calls (it has no socketpair()): listen on a fresh abstract address,
- * connect, accept. Both ends are non-blocking raw descriptors.
+ * A connected pair of AF_UNIX stream sockets (raw, non-blocking
+ * descriptors) and byte helpers for the stream back end's tests.
  */
 import { native, check } from '../../src/shared/native';
 import { AF_UNIX, SOCK_STREAM, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, SO_SNDBUF, SO_RCVBUF } from '../../src/shared/linux';
 
-let seq = 0;
-
-export function abstractSockaddr(name: string): Uint8Array {
-  const p = Buffer.from(name);
-  const sa = new Uint8Array(3 + p.length);
-  sa[0] = AF_UNIX;
-  sa.set(p, 3); // sun_path[0] = 0: abstract namespace
-  return sa;
-}
-
 /** [a, b]: a connected stream socket pair (non-blocking, close-on-exec). */
 export function socketPair(opts: { bufBytes?: number } = {}): [number, number] {
-  const name = `passt-ts-test-${process.pid}-${++seq}-${Date.now()}`;
-  const sa = abstractSockaddr(name);
-  const flags = SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK;
-  const l = check(native.socket(AF_UNIX, flags, 0), 'socket');
-  check(native.bind(l, sa), 'bind');
-  check(native.listen(l, 1), 'listen');
-  const a = check(native.socket(AF_UNIX, flags, 0), 'socket');
-  check(native.connect(a, sa), 'connect');
-  const b = check(native.accept4(l, SOCK_NONBLOCK | SOCK_CLOEXEC), 'accept4');
-  native.close(l);
+  const out = new Int32Array(2);
+  check(native.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, out), 'socketpair');
+  const [a, b] = [out[0], out[1]];
   if (opts.bufBytes) {
     for (const fd of [a, b]) {
       native.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, opts.bufBytes);
