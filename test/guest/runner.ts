@@ -62,6 +62,8 @@ export interface GuestResult {
   passtLog: string;
   /** passt's CPU seconds (user + system) over the run, or null if it had exited. */
   passtCpuS: number | null;
+  /** passt's CPU seconds when the guest script started (after boot and DHCP), or null. */
+  passtCpuAtBeginS: number | null;
   passtAlive: boolean;
   /** Seconds from qemu start to the begin marker, or null. */
   bootS: number | null;
@@ -138,7 +140,8 @@ export function startGuest(o: GuestOptions): RunningGuest {
   const done = (async (): Promise<GuestResult> => {
     const deadline = Date.now() + (o.timeoutMs ?? 240000);
     const result: GuestResult = {
-      rc: null, output: '', console: '', passtLog: '', passtCpuS: null, passtAlive: false, bootS: null, timedOut: false,
+      rc: null, output: '', console: '', passtLog: '', passtCpuS: null, passtCpuAtBeginS: null, passtAlive: false, bootS: null,
+      timedOut: false,
     };
     // the socket appears once passt listens
     const sockDeadline = Date.now() + 15000;
@@ -170,7 +173,10 @@ export function startGuest(o: GuestOptions): RunningGuest {
         const line = buf.slice(0, nl).replace(/\r$/, '');
         buf = buf.slice(nl + 1);
         lines.push(line);
-        if (result.bootS === null && line.includes('@@GUEST-BEGIN')) result.bootS = (Date.now() - t0) / 1000;
+        if (result.bootS === null && line.includes('@@GUEST-BEGIN')) {
+          result.bootS = (Date.now() - t0) / 1000;
+          result.passtCpuAtBeginS = passt.pid ? cpuSeconds(passt.pid) : null;
+        }
         if (process.env.PASST_TS_GUEST_VERBOSE) process.stderr.write(`guest: ${line}\n`);
         for (let i = waiters.length - 1; i >= 0; i--) {
           if (waiters[i].re.test(line)) {
