@@ -105,7 +105,11 @@ export abstract class WorkerLoop<I extends WorkerCommon = WorkerCommon> {
       let timeout = Math.min(this.timeoutMs(now), 1000);
       if (this.stopping) timeout = Math.min(timeout, 10);
       const n = native.epollWait(this.epfd, this.events, MAX_EVENTS, Math.max(0, Math.ceil(timeout)));
-      this.waker.wokeUp();
+      // drain the eventfd only when epoll reported it: a worker woken by its own
+      // descriptors (tap-RX by every guest frame) saves a read() per wake-up
+      let rung = false;
+      for (let i = 0; i < n; i++) if (refType(this.events[2 * i + 1] >>> 0) === EpollType.WAKER) rung = true;
+      this.waker.wokeUp(rung);
       const t = n > 0 ? monotonicMs() : now;
       for (let i = 0; i < n; i++) {
         const ev = this.events[2 * i] >>> 0;
