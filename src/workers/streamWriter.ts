@@ -24,14 +24,15 @@ export class StreamWriter {
   }
 
   /**
-   * Sends frames i (u8[offs[i], +lens[i]]) in order. Returns how many were
-   * sent completely (>= 0; 0 with nothing sent means EAGAIN), or -errno.
+   * Sends frames first … first+count-1 (frame i at u8[offs[i], +lens[i]])
+   * in order. Returns how many were sent completely (>= 0; 0 with nothing
+   * sent means EAGAIN), or -errno.
    */
-  send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, count: number): number {
+  send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, first: number, count: number): number {
     const n = Math.min(count, MAX_IOV);
     for (let i = 0; i < n; i++) {
-      const o = offs[i] - 4;
-      const l = lens[i];
+      const o = offs[first + i] - 4;
+      const l = lens[first + i];
       u8[o] = l >>> 24;
       u8[o + 1] = (l >>> 16) & 0xff;
       u8[o + 2] = (l >>> 8) & 0xff;

@@ -157,7 +157,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
     while (inp.sent < inp.count) {
       const first = inp.sent;
       const n = this.stream
-        ? this.stream.send(this.tapfd, u8, inp.offs.subarray(first), inp.lens.subarray(first), inp.count - first)
+        ? this.stream.send(this.tapfd, u8, inp.offs, inp.lens, first, inp.count - first)
         : native.writeFrames(this.tapfd, u8, inp.offs.subarray(first), inp.lens.subarray(first), inp.count - first);
       if (n > 0) {
         for (let i = first; i < first + n; i++) {
