@@ -362,3 +362,25 @@ e2e("qrap's probe: ARP and NS probes framed, a framed reply within 500 ms", asyn
   await c.close();
   t.is(await p.stop(), 0);
 });
+
+e2e('between clients the forwarded ports stay bound; with --one-off they go when the client leaves', async (t) => {
+  const listeningOn = (port: number) => new RegExp(`:${port}\\b`).test(spawnSync('ss', ['-Hltn'], { encoding: 'utf8' }).stdout);
+  const { p, sock } = await listening(['-t', '13040']);
+  t.true(listeningOn(13040), 'bound before readiness');
+  const c1 = await Client.connect(sock);
+  t.true(await c1.arpWorks());
+  await c1.close();
+  t.true(await p.waitLog(/Client connection closed/));
+  t.true(listeningOn(13040), 'still bound without a client');
+  const c2 = await Client.connect(sock);
+  t.true(await c2.arpWorks());
+  await c2.close();
+  t.is(await p.stop(), 0);
+  t.false(listeningOn(13040));
+  const o = await listening(['-1', '-t', '13041']);
+  t.true(listeningOn(13041));
+  const c3 = await Client.connect(o.sock);
+  await c3.close();
+  t.is(await Promise.race([o.p.exit, sleep(5000).then(() => 'timeout' as const)]), 0);
+  t.false(listeningOn(13041));
+});
