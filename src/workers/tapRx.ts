@@ -145,7 +145,6 @@ class TapRx extends WorkerLoop<TapRxInit> {
       if (this.tapfd >= 0) this.del(this.tapfd);
       this.tapfd = msg.fd;
       this.stream?.reset();
-      this.blocked = false;
       if (this.tapfd >= 0) this.watchTap();
       else this.readable = false;
       this.post({ type: 'tapAck', seq: msg.seq });
