@@ -21,7 +21,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { native } from '../shared/native';
-import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLIN } from '../shared/linux';
+import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLIN, EPOLLET } from '../shared/linux';
 import { EpollType, packRef, refType } from '../shared/epollRef';
 import { Waker } from '../shared/ring/waker';
 import type { ControlMsg, WorkerCommon, WorkerMsg, LogTarget } from '../shared/messages';
@@ -65,7 +65,9 @@ export abstract class WorkerLoop<I extends WorkerCommon = WorkerCommon> {
     this.epfd = native.epollCreate();
     if (this.epfd < 0) throw new Error(`epoll_create: ${native.strerror(-this.epfd)}`);
     this.waker = new Waker(this.init.waker);
-    this.add(this.waker.fd, EPOLLIN, packRef(EpollType.WAKER));
+    // edge-triggered: every eventfd write is reported once, so the counter
+    // never needs draining (one read() per wake-up saved)
+    this.add(this.waker.fd, EPOLLIN | EPOLLET, packRef(EpollType.WAKER));
   }
 
   /** Adds fd to the epoll set; throws on failure (set-up path). */
@@ -105,11 +107,8 @@ export abstract class WorkerLoop<I extends WorkerCommon = WorkerCommon> {
       let timeout = Math.min(this.timeoutMs(now), 1000);
       if (this.stopping) timeout = Math.min(timeout, 10);
       const n = native.epollWait(this.epfd, this.events, MAX_EVENTS, Math.max(0, Math.ceil(timeout)));
-      // drain the eventfd only when epoll reported it: a worker woken by its own
-      // descriptors (tap-RX by every guest frame) saves a read() per wake-up
-      let rung = false;
-      for (let i = 0; i < n; i++) if (refType(this.events[2 * i + 1] >>> 0) === EpollType.WAKER) rung = true;
-      this.waker.wokeUp(rung);
+      // the waker is edge-triggered (above): nothing to drain
+      this.waker.wokeUp(false);
       const t = n > 0 ? monotonicMs() : now;
       for (let i = 0; i < n; i++) {
         const ev = this.events[2 * i] >>> 0;
