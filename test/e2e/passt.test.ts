@@ -34,9 +34,12 @@ function framed(frames: Uint8Array[]): Buffer {
 /** What a failed test may leave behind, cleaned up after the file. */
 const openClients = new Set<Client>();
 const openProcs = new Set<ChildProcess>();
+/** Daemons (not our children) started by a test. */
+const daemons = new Set<number>();
 test.after.always(() => {
   for (const c of openClients) c.sock.destroy();
   for (const p of openProcs) p.kill('SIGKILL');
+  for (const pid of daemons) if (alive(pid)) process.kill(pid, 'SIGKILL');
 });
 
 /** A qemu-like client: length-prefixed frames both ways. */
@@ -243,6 +246,7 @@ e2e('--fd: qemu -netdev passt style (socket pair as fd 3, pre-created PID file, 
   const code = await Promise.race([fg.exit, sleep(15000).then(() => 'timeout' as const)]);
   t.is(code, 0, fg.log());
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  daemons.add(pid);
   t.regex(fs.readFileSync(pidFile, 'utf8'), /^\d+\n$/, 'truncated, PID and newline');
   t.true(alive(pid), 'the daemon runs');
   const c = new Client(new net.Socket({ fd: mine, readable: true, writable: true }));
@@ -276,6 +280,7 @@ e2e('daemon: exits 0 once the socket listens, keeps none of our stdio, PID file,
   t.false(r.timedOut, 'the caller was not kept waiting by the daemon holding its pipes');
   t.true(fs.statSync(sock).isSocket(), 'the socket exists when the caller goes on');
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  daemons.add(pid);
   t.true(alive(pid));
   const c = await Client.connect(sock);
   t.true(await c.arpWorks());
@@ -326,6 +331,7 @@ e2e("libvirt's argv: --one-off --socket --pid --mtu --interface --log-file --add
     '--tcp-ports', '2001:db8::2%eth0/13026,13027:13028'], { timeoutMs: 15000 });
   t.is(r.code, 0, r.stderr);
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  daemons.add(pid);
   t.true(alive(pid));
   t.true(fs.statSync(sock).isSocket());
   t.regex(fs.readFileSync(logFile, 'utf8').split('\n')[0], /^passt .* \(\d+\)$/, 'log file header line');
