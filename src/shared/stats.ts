@@ -14,7 +14,19 @@ export const COUNTERS = {
   ],
   tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops'],
   tcp: ['frames', 'flows', 'dropped'],
-  udp: ['frames', 'flows', 'dropped'],
+  udp: [
+    // guest frames in, flows made, total drops (the sum of the reasons below)
+    'frames', 'flows', 'dropped', 'pingFlows', 'expired', 'listeners',
+    // datagrams and echo messages moved: guest → socket, socket → guest, socket → socket (spliced)
+    'toSock', 'toTap', 'spliced', 'pingRequests', 'pingReplies',
+    // drop reasons: malformed guest frames
+    'truncated', 'badLength', 'zeroChecksum', 'zeroPort', 'badAddr', 'icmpNotEcho',
+    // drop reasons: flows that cannot be made or used
+    'familyOff', 'tableFull', 'socketErrors', 'bindErrors', 'connectErrors', 'pingSocketErrors', 'notLoopback',
+    'refused', 'sendErrors', 'recvErrors', 'tooBig', 'ringFull', 'icmpBadReply', 'icmpDup',
+    // socket error queue events (ICMP errors from the network, not forwarded)
+    'errQueue',
+  ],
 } as const;
 
 export type Role = keyof typeof COUNTERS;

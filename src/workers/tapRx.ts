@@ -337,8 +337,12 @@ class TapRx extends WorkerLoop<TapRxInit> {
       l4Off = ip.payloadOff;
       l4Len = ip.payloadLen;
     }
-    if (layer !== FRAME_LAYER.L4) { st.add('otherL4'); return -1; }
     const proto = fv.l4Proto;
+    // UDP and ICMP echo with a malformed L4 header (truncated, UDP length
+    // field beyond the payload) still go to the UDP worker, which counts
+    // them by reason
+    const toUdpWorker = proto === IP_PROTO.UDP || proto === (v4 ? IP_PROTO.ICMP : IP_PROTO.ICMPV6);
+    if (layer !== FRAME_LAYER.L4 && !toUdpWorker) { st.add('otherL4'); return -1; }
     this.meta1 = packOffsets(l3Off - recOff, l4Off - recOff);
     this.meta2 = l4Len;
     const cfg = this.init.cfg;
@@ -360,8 +364,11 @@ class TapRx extends WorkerLoop<TapRxInit> {
     }
     if (proto === IP_PROTO.ICMP || proto === IP_PROTO.ICMPV6) {
       // NDP was consumed above; only echo requests are forwarded (SPEC §6)
-      const type = u8[l4Off];
-      if (cfg.noIcmp || type !== (v4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST)) { st.add('otherL4'); return -1; }
+      const type = l4Len > 0 ? u8[l4Off] : -1;
+      if (cfg.noIcmp || (l4Len > 0 && type !== (v4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST))) {
+        st.add('otherL4');
+        return -1;
+      }
       st.add('icmp');
       this.copyTo(this.udp, u8, recOff, len, v4 ? FRAME_KIND.ICMP4 : FRAME_KIND.ICMP6);
       return -1;
