@@ -304,3 +304,76 @@ e2e('malformed UDP/ICMP from the namespace are dropped and counted', async (t) =
   t.is(st.flows, 0, 'no flow made from malformed frames');
   t.true(st.dropped >= 6);
 });
+
+/** pasta running `udpTool echo` in its namespace; resolves once the echo is bound. */
+async function pastaWithEcho(args: string[], port: number): Promise<{ child: ChildProcess; out: () => string; err: () => string;
+  done: Promise<number | null> }> {
+  const child = spawn(PASTA, ['--config-net', ...args, '--', NODE, TOOL, 'echo', '::', String(port), '--seconds', '40'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => { out += d; });
+  child.stderr?.on('data', (d) => { err += d; });
+  const done = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  await waitFor(() => out.includes('"ready"'), 15000);
+  return { child, out: () => out, err: () => err, done };
+}
+
+/** udpTool client run here, in the made host namespace. */
+async function hostClient(addr: string, port: number, extra: (string | number)[] = []): Promise<any> {
+  const r = await run(NODE, [TOOL, 'client', addr, String(port), ...extra.map(String)], { timeoutMs: 60000 });
+  return jsonLines(r.stdout)[0] ?? { error: r.stderr };
+}
+
+const clean = (x: any) => ({ ok: x.ok, bad: x.bad, lost: x.lost });
+
+e2e('-u: host → namespace through the tap (non-loopback source) and spliced (loopback source), both families', async (t) => {
+  const p = await pastaWithEcho(['--debug', '-u', '11200'], 11200);
+  try {
+    // the host's own address as source: through the tap, appearing as the gateway
+    t.deepEqual(clean(await hostClient('192.0.2.2', 11200, ['--sizes', SIZES])), { ok: 9, bad: [], lost: [] }, 'tap IPv4');
+    t.deepEqual(clean(await hostClient('2001:db8::2', 11200, ['--sizes', SIZES])), { ok: 9, bad: [], lost: [] }, 'tap IPv6');
+    // loopback: spliced, no Layer 2
+    t.deepEqual(clean(await hostClient('127.0.0.1', 11200, ['--sizes', SIZES])), { ok: 9, bad: [], lost: [] }, 'spliced IPv4');
+    t.deepEqual(clean(await hostClient('::1', 11200, ['--sizes', SIZES])), { ok: 9, bad: [], lost: [] }, 'spliced IPv6');
+    t.deepEqual(clean(await hostClient('127.0.0.1', 11200, ['--flows', 32, '--sizes', '1,1000'])),
+      { ok: 64, bad: [], lost: [] }, 'many spliced flows');
+  } finally {
+    p.child.kill('SIGTERM');
+    await p.done;
+  }
+  const st = udpStats(p.err());
+  t.true(st.toTap >= 18, JSON.stringify(st));
+  t.true(st.spliced >= 2 * 18 + 2 * 64, JSON.stringify(st));
+  t.is(st.dropped, 0);
+});
+
+e2e('-u with a port mapping: host port 11210 reaches namespace port 11211; replies leave from 11210', async (t) => {
+  const p = await pastaWithEcho(['-u', '11210:11211'], 11211);
+  try {
+    t.deepEqual(clean(await hostClient('192.0.2.2', 11210, ['--sizes', '1,1400'])), { ok: 2, bad: [], lost: [] });
+    t.deepEqual(clean(await hostClient('::1', 11210, ['--sizes', '1,1400'])), { ok: 2, bad: [], lost: [] });
+  } finally {
+    p.child.kill('SIGTERM');
+    await p.done;
+  }
+});
+
+e2e('-U: namespace loopback → host loopback, spliced, source port kept, both families', async (t) => {
+  const e4 = await echoServer('127.0.0.1', 11220);
+  const e6 = await echoServer('::1', 11220);
+  try {
+    const r = await run(PASTA, ['--config-net', '-U', '11220', '--', 'sh', '-c',
+      `${tool('client', '127.0.0.1', 11220, '--sizes', SIZES, '--bind', 11221)}; ` +
+      `${tool('client', '::1', 11220, '--sizes', SIZES, '--bind', 11222)}`], { timeoutMs: 60000 });
+    t.is(r.code, 0, r.stderr);
+    const [a, b] = jsonLines(r.stdout);
+    t.deepEqual(clean(a), { ok: 9, bad: [], lost: [] });
+    t.deepEqual(clean(b), { ok: 9, bad: [], lost: [] });
+    t.deepEqual([...e4.ports], [11221]);
+    t.deepEqual([...e6.ports], [11222]);
+  } finally {
+    e4.sock.close();
+    e6.sock.close();
+  }
+});
