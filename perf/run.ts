@@ -1,7 +1,7 @@
 /**
  * Runs the micro-benchmarks one after another (`npm run bench`):
- * view parsing and checksums, rings between workers, and frames through
- * the tap-RX → tap-TX pipeline. The end-to-end comparisons with the C pasta
+ * view parsing and checksums, rings between workers, frames through the
+ * tap-RX → tap-TX pipeline, and the UDP worker's cost per datagram. The end-to-end comparisons with the C pasta
  * and slirp4netns are shell scripts in perf/ (see perf/README.md).
  */
 import { spawnSync } from 'node:child_process';
@@ -12,6 +12,7 @@ const benches: [string, string[]][] = [
   ['wire.bench.js', [quick ? '200' : '500']],
   ['ring.bench.js', quick ? ['--quick'] : []],
   ['pipeline.bench.js', [quick ? '1' : '3']],
+  ['udp.bench.js', [quick ? '200' : '500']],
 ];
 let failed = 0;
 for (const [file, args] of benches) {
