@@ -251,6 +251,16 @@ e2e('ping and ping -6 to the gateway and to a --map-host-loopback address reach 
   t.is((m.stdout.match(/1 packets received/g) ?? []).length, 2, m.stdout);
 });
 
+e2e('idle ping flows close after the (shortened) timeout; a new request opens a new one', async (t) => {
+  const r = await run(PASTA, ['--config-net', '--debug', '--', 'sh', '-c',
+    'busybox ping -c 1 -W 2 192.0.2.1 && sleep 2.5 && busybox ping -c 1 -W 2 192.0.2.1'],
+  { timeoutMs: 30000, env: { ...process.env, PASST_TS_PING_TIMEOUT_MS: '500' } });
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stderr.split('\n').filter((l) => /Flow \d+ \(ping\)/.test(l));
+  t.deepEqual(lines.map((l) => /: (new|closed):/.exec(l)?.[1]), ['new', 'closed', 'new', 'closed'], lines.join('\n'));
+  t.is(udpStats(r.stderr).pingFlows, 2);
+});
+
 e2e('ping sockets forbidden by ping_group_range: one clear warning, pasta keeps running', async (t) => {
   const { h, exec } = await nestedHost({ pingRange: '1 0' });
   const logFile = `/tmp/passt-ts-udp-ping.${process.pid}.log`;

@@ -39,7 +39,7 @@
  *   errors are not sent to the guest. An unreadable error state closes the
  *   flow.
  */
-import { UdpCore, FLOW_TYPE, IPPROTO_UDP, MAX_BATCH, slotRec, anyOf } from './core';
+import { UdpCore, Listener, FLOW_TYPE, IPPROTO_UDP, MAX_BATCH, slotRec, anyOf } from './core';
 import { udpFlowFromListener } from './flow';
 import { SendBatch, flushBatch } from './tap';
 import { pingSockHandler } from './icmp';
@@ -52,7 +52,6 @@ import { EpollType, refIndex, refType } from '../../shared/epollRef';
 import { EPOLLERR, EPOLLIN } from '../../shared/linux';
 import { E } from '../../shared/native';
 import { csum, finish, pseudo6 } from '../../shared/wire/checksum';
-import type { Listener } from './core';
 
 /** recvmmsg calls per readiness event. */
 const MAX_ROUNDS = 4;

@@ -25,7 +25,7 @@
  *   the rest of the batch is still sent. EAGAIN (socket buffer full) drops
  *   the rest of the batch.
  */
-import { UdpCore, SOCK_F, IPPROTO_UDP, MAX_BATCH } from './core';
+import { UdpCore, SOCK_F, IPPROTO_UDP, MAX_BATCH, errnoText } from './core';
 import { udpFlowFromTap } from './flow';
 import { icmpFromTap } from './icmp';
 import { PIF, FLOW_KEY } from '../../shared/flow/table';
@@ -35,7 +35,6 @@ import { sockaddrFrom, SOCKADDR_LEN } from '../../shared/sockaddr';
 import { MSG_NOSIGNAL } from '../../shared/linux';
 import { E } from '../../shared/native';
 import { log } from '../../shared/log';
-import { errnoText } from './core';
 
 /** Datagrams gathered for one sendmmsg(). */
 export class SendBatch {
