@@ -122,6 +122,8 @@ export interface UdpCoreOptions {
   pingTimeoutMs?: number;
   /** Datagrams per recvmmsg (1 … MAX_BATCH). */
   batch?: number;
+  /** Gives consumed input space back to tap-RX (and wakes it if it waits); default: release only. */
+  releaseInput?: () => void;
 }
 
 /** Reads the test-only timeout overrides and the batch knob from the environment. */
@@ -179,6 +181,8 @@ export class UdpCore {
   readonly pingTimeoutMs: number;
   readonly batch: number;
   readonly isPasta: boolean;
+  /** Gives consumed input space back to tap-RX. */
+  readonly releaseInput: () => void;
 
   /** Per flow. */
   readonly ftype: Uint8Array;
@@ -228,6 +232,7 @@ export class UdpCore {
     this.pingTimeoutMs = o.pingTimeoutMs ?? PING_TIMEOUT_MS;
     this.batch = Math.max(1, Math.min(MAX_BATCH, o.batch ?? DEFAULT_BATCH));
     this.isPasta = o.cfg.mode === 'pasta';
+    this.releaseInput = o.releaseInput ?? (() => { this.input.release(); });
     this.ftype = new Uint8Array(cap);
     this.lastMs = new Float64Array(cap);
     this.closing = new Uint8Array(cap);

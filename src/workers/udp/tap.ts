@@ -18,8 +18,9 @@
  * - The flow is looked up by the guest's 4-tuple (TAP side), and made if
  *   missing (flow.ts). Consecutive datagrams for the same flow side are
  *   batched: their payloads stay in the input ring (released only after
- *   the batch is sent) and leave with one sendmmsg(MSG_NOSIGNAL), with
- *   explicit destinations when the socket is a duplicated listener.
+ *   the batch is sent, then released at once) and leave with one
+ *   sendmmsg(MSG_NOSIGNAL), with explicit destinations when the socket is a
+ *   duplicated listener.
  *   Zero-length datagrams are forwarded.
  * - A datagram the kernel refuses is counted ('sendErrors') and skipped;
  *   the rest of the batch is still sent. EAGAIN (socket buffer full) drops
@@ -107,9 +108,14 @@ export function flushBatch(c: UdpCore, b: SendBatch, u8: Uint8Array, counter: nu
   c.stats.v[counter] += sendAll(c, fd, u8, b.offs, b.lens, n, addrs);
 }
 
-/** Sends the batch gathered from the input ring. */
+/**
+ * Sends the batch gathered from the input ring, then hands the space of
+ * every record consumed so far back to tap-RX (their payloads are sent).
+ */
 export function flushTapBatch(c: UdpCore, b: SendBatch): void {
+  if (b.n === 0) return;
   flushBatch(c, b, c.input.u8, c.ix.toSock);
+  c.releaseInput();
 }
 
 /**

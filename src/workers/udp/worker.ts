@@ -49,6 +49,7 @@ class UdpWorker extends WorkerLoop<L4Init> {
     this.core = new UdpCore({
       cfg: i.cfg, guest, input: this.input, out: this.out, sys: native, epfd: this.epfd, nsfd: i.nsfd,
       stats: new Stats('udp', i.stats), ...optionsFromEnv(),
+      releaseInput: () => { if (this.input.release()) this.producer.wake(); },
     });
   }
 
