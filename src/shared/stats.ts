@@ -24,8 +24,9 @@ export const COUNTERS = {
     // drop reasons: flows that cannot be made or used
     'familyOff', 'tableFull', 'socketErrors', 'bindErrors', 'connectErrors', 'pingSocketErrors', 'notLoopback',
     'refused', 'sendErrors', 'recvErrors', 'tooBig', 'ringFull', 'icmpBadReply', 'icmpDup',
-    // socket error queue events (ICMP errors from the network, not forwarded)
-    'errQueue',
+    // socket error queue events (ICMP errors from the network, not forwarded);
+    // sockets paused for lack of room towards tap-TX (back-pressure, not a drop)
+    'errQueue', 'paused',
   ],
 } as const;
 

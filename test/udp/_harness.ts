@@ -182,7 +182,7 @@ export class FakeSys implements UdpSys {
   }
   drainErrQueue(_fd: number): number { return 0; }
   epollCtl(_epfd: number, op: number, fd: number, events: number, ref: number): number {
-    if (op === 1) this.epoll.set(fd, { events, ref: ref >>> 0 });
+    if (op === 1 || op === 3) this.epoll.set(fd, { events, ref: ref >>> 0 });
     else if (op === 2) this.epoll.delete(fd);
     return 0;
   }

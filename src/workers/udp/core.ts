@@ -53,7 +53,7 @@ import { COUNTERS, CounterName, Stats } from '../../shared/stats';
 import { sockaddrFrom, SOCKADDR_LEN } from '../../shared/sockaddr';
 import {
   AF_INET, AF_INET6, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC, SOL_SOCKET, SO_REUSEADDR, SO_BINDTODEVICE,
-  IPPROTO_IP, IPPROTO_IPV6, IP_RECVERR, IPV6_RECVERR, IPV6_V6ONLY, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN,
+  IPPROTO_IP, IPPROTO_IPV6, IP_RECVERR, IPV6_RECVERR, IPV6_V6ONLY, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLIN,
   F_DUPFD_CLOEXEC, IP_FREEBIND, IPV6_FREEBIND,
 } from '../../shared/linux';
 import { EpollType, packRef } from '../../shared/epollRef';
@@ -196,6 +196,12 @@ export class UdpCore {
   /** Flow slots in use are below this. */
   hwm = 0;
   nextScan = 0;
+
+  /**
+   * Sockets whose reading waits for room in the ring towards tap-TX
+   * (epoll reference → fd), registered with no events meanwhile.
+   */
+  readonly paused = new Map<number, number>();
 
   readonly listeners: (Listener | null)[] = [];
   private readonly listenerSlots = new Map<number, number>();
@@ -354,6 +360,34 @@ export class UdpCore {
     return true;
   }
 
+  // ------------------------------------------------------------ back-pressure
+
+  /**
+   * The ring towards tap-TX has no room for a receive slot: stop reading fd
+   * (its datagrams wait in the socket, where the kernel drops what does not
+   * fit, at no cost to us) until tap-TX releases space and wakes us.
+   */
+  pause(ref: number, fd: number): void {
+    if (this.paused.has(ref)) return;
+    this.out.ring.waitForSpace();
+    this.sys.epollCtl(this.epfd, EPOLL_CTL_MOD, fd, 0, ref);
+    this.paused.set(ref, fd);
+  }
+
+  /** True when sockets are paused and the ring has room for a slot again. */
+  canResume(): boolean {
+    return this.paused.size > 0 && this.out.ring.beginWrite(slotRec(this.out.vnetLen) - 16) >= 0;
+  }
+
+  /** Re-arms every paused socket once the ring has room; returns how many. */
+  resume(): number {
+    if (!this.canResume()) return 0;
+    const n = this.paused.size;
+    for (const [ref, fd] of this.paused) this.sys.epollCtl(this.epfd, EPOLL_CTL_MOD, fd, EPOLLIN, ref);
+    this.paused.clear();
+    return n;
+  }
+
   /** Ping socket creation failed: one clear warning per run (SPEC §6). */
   warnPing(err: number): void {
     this.drop(this.ix.pingSocketErrors);
@@ -396,7 +430,10 @@ export class UdpCore {
       const i = f * 2 + side;
       const fd = this.sock[i];
       if (fd < 0) continue;
-      if (this.sockFlags[i] & SOCK_F.IN_EPOLL) this.sys.epollCtl(this.epfd, EPOLL_CTL_DEL, fd, 0, 0);
+      if (this.sockFlags[i] & SOCK_F.IN_EPOLL) {
+        this.sys.epollCtl(this.epfd, EPOLL_CTL_DEL, fd, 0, 0);
+        this.paused.delete(packRef(EpollType.UDP_REPLY, i));
+      }
       this.sys.close(fd);
       this.sock[i] = -1;
       this.sockFlags[i] = 0;
@@ -474,6 +511,7 @@ export class UdpCore {
     if (!l) return;
     // a duplicate in a flow keeps the file open: epoll would keep reporting it
     this.sys.epollCtl(this.epfd, EPOLL_CTL_DEL, l.fd, 0, 0);
+    this.paused.delete(packRef(EpollType.UDP_LISTEN, slot));
     this.sys.close(l.fd);
     this.listeners[slot] = null;
     this.stats.v[this.ix.listeners]--;

@@ -28,10 +28,14 @@
  *   written in place, UDP checksum 0 over IPv4 and computed over IPv6,
  *   SPEC §1.4) or a socket (spliced: gathered into one sendmmsg per run of
  *   the same flow, sent before any later tap frame may move data over it).
- * - When the ring has no room for a slot, datagrams are received into a
- *   scratch area: spliced ones are sent from there, tap ones are copied
- *   into the ring if a record fits, else counted 'ringFull' (UDP may drop;
- *   the socket buffer is the only queue).
+ * - Back-pressure: when the ring has no room for a slot, a socket whose
+ *   datagrams go to the guest (a reply socket of a tap flow, or a
+ *   listener) is paused — taken out of epoll's interest until tap-TX
+ *   releases space and wakes the worker (core.pause/resume) — so datagrams
+ *   wait in the socket, and what overflows it is dropped by the kernel
+ *   before we spend anything on it. Spliced reply sockets keep going
+ *   through a scratch area; if a tap frame still finds no record there it
+ *   is counted 'ringFull'.
  * - Listener datagrams find (or make) their flow by (pif, our port,
  *   source address:port); reply sockets know theirs from the epoll
  *   reference. Every datagram refreshes its flow.
@@ -48,7 +52,7 @@ import { inanyIs4 } from '../../shared/flow/inany';
 import { FRAME_KIND, MAX_FRAME } from '../../shared/frameKinds';
 import { REC_KIND } from '../../shared/ring/layout';
 import { sockaddrTo, SOCKADDR_LEN } from '../../shared/sockaddr';
-import { EpollType, refIndex, refType } from '../../shared/epollRef';
+import { EpollType, packRef, refIndex, refType } from '../../shared/epollRef';
 import { EPOLLERR, EPOLLIN } from '../../shared/linux';
 import { E } from '../../shared/native';
 import { csum, finish, pseudo6 } from '../../shared/wire/checksum';
@@ -115,6 +119,12 @@ export function recvSock(c: UdpCore, st: RecvState, fd: number, l: Listener | nu
     let count: number;
     let inRing: boolean;
     const d = ring.beginWrite(slot - 16);
+    if (d < 0 && (l || c.sock[f0 * 2 + (s0 ^ 1)] < 0)) {
+      // datagrams for the guest, and no room: leave them in the socket
+      c.pause(l ? packRef(EpollType.UDP_LISTEN, l.slot) : packRef(EpollType.UDP_REPLY, f0 * 2 + s0), fd);
+      c.stats.v[c.ix.paused]++;
+      break;
+    }
     if (d >= 0) {
       inRing = true;
       area = ring.u8;

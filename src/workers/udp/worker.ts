@@ -56,13 +56,14 @@ class UdpWorker extends WorkerLoop<L4Init> {
   protected work(now: number): boolean {
     const n = tapHandler(this.core, this.batch, now, TAP_BUDGET);
     this.core.timerHandler(now);
+    if (this.core.paused.size) this.core.resume();
     this.out.flush();
     if (this.input.release()) this.producer.wake();
     return n === TAP_BUDGET;
   }
 
   protected hasInput(): boolean {
-    return this.input.peek() >= 0;
+    return this.input.peek() >= 0 || this.core.canResume();
   }
 
   protected beforeSleep(): void {
