@@ -175,6 +175,8 @@ export function recvSock(c: UdpCore, st: RecvState, fd: number, l: Listener | nu
       else spliceAdd(c, st, area, f, o, st.offs[i], len);
     }
     flushBatch(c, st.splice, area, c.ix.spliced);
+    // publish each round: tap-TX starts writing while we receive the next
+    c.out.flush();
     if (n < count) break;
   }
 }
