@@ -3,7 +3,8 @@
  * iperf3, so it measures the UDP path alone). Blocking sockets, batches of
  * 64 datagrams per sendmmsg/recvmmsg through the addon.
  *
- *   node udpBlast.js send ADDR PORT SIZE SECONDS
+ *   node udpBlast.js send ADDR PORT SIZE SECONDS [GBPS]
+ *       as fast as possible, or paced to GBPS (batches of 8, sleeping when ahead)
  *       → {"sent":n,"bytes":b,"seconds":s}
  *   node udpBlast.js recv ADDR PORT [MAX_SECONDS]
  *       prints {"ready":true} once bound, then, 1 s after the last datagram
@@ -26,7 +27,7 @@ function open(addr: string): number {
   return fd;
 }
 
-function send(addr: string, port: number, size: number, seconds: number): void {
+function send(addr: string, port: number, size: number, seconds: number, gbps: number): void {
   const fd = open(addr);
   native.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, 4 << 20);
   const r = native.connect(fd, sockaddr(inanyParse(addr), port));
@@ -38,8 +39,20 @@ function send(addr: string, port: number, size: number, seconds: number): void {
   let sent = 0;
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  while (performance.now() < end) {
-    const n = native.sendmmsg(fd, buf, offs, lens, BATCH, null, 0);
+  const batch = gbps > 0 ? 8 : BATCH;
+  const msPerDatagram = gbps > 0 ? (size * 8) / (gbps * 1e6) : 0;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    const now = performance.now();
+    if (now >= end) break;
+    if (gbps > 0) {
+      const ahead = t0 + sent * msPerDatagram - now;
+      if (ahead > 0.05) {
+        Atomics.wait(nap, 0, 0, ahead);
+        continue;
+      }
+    }
+    const n = native.sendmmsg(fd, buf, offs, lens, batch, null, 0);
     if (n > 0) sent += n;
   }
   const s = (performance.now() - t0) / 1000;
@@ -82,7 +95,7 @@ function recv(addr: string, port: number, maxSeconds: number): void {
 }
 
 const [mode, addr, port, a3, a4] = process.argv.slice(2);
-if (mode === 'send') send(addr, Number(port), Number(a3), Number(a4));
+if (mode === 'send') send(addr, Number(port), Number(a3), Number(a4), Number(process.argv[7] ?? 0));
 else if (mode === 'recv') recv(addr, Number(port), Number(a3 || 60));
 else {
   console.error('usage: udpBlast.js send ADDR PORT SIZE SECONDS | recv ADDR PORT [MAX_SECONDS]');
