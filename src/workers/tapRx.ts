@@ -238,15 +238,24 @@ class TapRx extends WorkerLoop<TapRxInit> {
     const status = this.lens[n];
     if (n > 0) this.stats.add('batches');
     let pos = dataOff - 16;
+    let kept = 0;
     for (let i = 0; i < n; i++) {
       const len = this.lens[i];
       const recOff = pos + 16;
       const kind = this.handleFrame(ring.u8, recOff, len, now);
-      if (kind < 0) ring.endWrite(len, -2 /* SKIP */);
-      else ring.endWrite(len, kind, this.meta1, this.meta2);
-      out.dirty = true;
+      if (kind < 0) {
+        ring.endWrite(len, -2 /* SKIP */);
+      } else {
+        ring.endWrite(len, kind, this.meta1, this.meta2);
+        kept++;
+      }
       pos = (pos + 16 + len + 7) & ~7;
     }
+    if (kept > 0 || this.stream) out.dirty = n > 0;
+    // nothing stayed for the TCP worker: reuse the space instead of waking it
+    // to pass over SKIP records (the stream reader may park a partial frame
+    // behind these records, so passt always publishes)
+    else if (n > 0) ring.rollback();
     if (status < 0 && status !== -E.EAGAIN) {
       this.readFailed(status);
     } else if (this.stream) {

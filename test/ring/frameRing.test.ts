@@ -381,3 +381,28 @@ test('a second view of a live ring resumes at the published positions', (t) => {
   p2.publish();
   pop(t, c2, 8, 0, 2);
 });
+
+test('rollback forgets unpublished records, reuses their space and keeps the record count', (t) => {
+  const sab = FrameRing.allocate(1024);
+  const p = new FrameRing(sab);
+  const c = new FrameRing(sab);
+  let d = p.beginWrite(100);
+  p.u8.fill(1, d, d + 100);
+  p.endWrite(100, 7);
+  p.publish();
+  d = p.beginWrite(200);
+  const firstUnpublished = d;
+  p.endWrite(200, -2);
+  p.endWrite(50, 3);
+  p.rollback();
+  t.is(p.beginWrite(200), firstUnpublished, 'the space is handed out again');
+  p.endWrite(20, 9);
+  p.publish();
+  const seen: number[] = [];
+  while (c.peek() >= 0) {
+    seen.push(c.recKind);
+    c.consume();
+  }
+  t.deepEqual(seen, [7, 9], 'rolled-back records never become visible');
+  t.is(p.records, 2);
+});

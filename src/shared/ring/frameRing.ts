@@ -147,6 +147,8 @@ export class FrameRing {
   private pubPos: number;
   /** User records ended so far (mod 2^32), stored in RECORDS by publish(). */
   private recCount: number;
+  /** recCount as of the last publish(). */
+  private pubRecCount: number;
 
   // Consumer-side state (only the consuming thread touches these).
   /** Position of the next record header to read (past consumed records). */
@@ -188,7 +190,7 @@ export class FrameRing {
     this.debug = opts.debug ?? envDebug;
     this.wPos = this.pubPos = this.tailCache = Atomics.load(i32, RING_HDR.TAIL);
     this.rPos = this.relPos = this.headCache = Atomics.load(i32, RING_HDR.HEAD);
-    this.recCount = Atomics.load(i32, RING_HDR.RECORDS);
+    this.recCount = this.pubRecCount = Atomics.load(i32, RING_HDR.RECORDS);
   }
 
   /** Data-area offset of a position. */
@@ -298,8 +300,20 @@ export class FrameRing {
   publish(): boolean {
     if (this.wPos === this.pubPos) return false;
     Atomics.store(this.i32, RING_HDR.TAIL, this.pubPos = this.wPos);
-    Atomics.store(this.i32, RING_HDR.RECORDS, this.recCount);
+    Atomics.store(this.i32, RING_HDR.RECORDS, this.pubRecCount = this.recCount);
     return true;
+  }
+
+  /**
+   * Producer: forgets every record ended since the last publish(). None of
+   * them was visible, so their space is simply reused (a WRAP header written
+   * meanwhile lies beyond TAIL and is rewritten by the next wrap). Used when
+   * a batch read in place turned out to hold nothing for this consumer, so
+   * it is not woken to pass over SKIP records.
+   */
+  rollback(): void {
+    this.wPos = this.pubPos;
+    this.recCount = this.pubRecCount;
   }
 
   /**
