@@ -13,7 +13,12 @@ export const COUNTERS = {
     'serviceDrops', 'ringFull', 'copies', 'readErrors',
   ],
   tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops'],
-  tcp: ['frames', 'flows', 'dropped'],
+  tcp: [
+    'frames', 'flows', 'dropped', 'batches', 'active', 'accepted', 'refused', 'bytesFromTap', 'bytesToTap',
+    'segsToTap', 'flagsToTap', 'resetsSent', 'resetsFromTap', 'dropNoFlow', 'dropMalformed', 'dropBadSyn',
+    'dropTableFull', 'dropRingFull', 'dropOutOfWindow', 'dupAcksSent', 'retransFast', 'retransTimeout',
+    'windowProbes', 'keepalives', 'sendEagain', 'peekErrors', 'ringWaits', 'synPayload',
+  ],
   udp: [
     // guest frames in, flows made, total drops (the sum of the reasons below)
     'frames', 'flows', 'dropped', 'pingFlows', 'expired', 'listeners',

@@ -1,61 +1,246 @@
 /**
- * TCP worker (SPEC.md §4). Until TCP translation over the tap lands, this
- * worker counts tap frames, owns the forwarded TCP listeners, hands
- * connections that qualify to the spliced path, and closes the rest.
+ * TCP worker (SPEC.md §4): owns the tap-side TCP connections of its shard,
+ * their host sockets and its flow table, on its own epoll loop.
+ *
+ * Theory of operation
+ * - Input: guest TCP frames that tap-RX leaves in the ring towards us
+ *   (kinds TCP4/TCP6, offsets in meta1, L4 length in meta2). Consecutive
+ *   frames of one 4-tuple form a batch handled at once (tap.ts), straight
+ *   from the ring: payloads are written to sockets from there, and the
+ *   space is released after each batch.
+ * - Output: frames to the guest, built in the ring towards tap-TX (TapOut);
+ *   socket data is peeked straight into it (sock.ts). A full ring is
+ *   back-pressure: connections that could not send wait in a list and are
+ *   served when tap-TX releases space (it rings our waker).
+ * - Events: socket readiness (sock.ts), accepted connections on forwarded
+ *   ports, and the timer pass (timer.ts) once per iteration; closed
+ *   connections are freed at the end of each iteration.
+ * - Quitting: the worker keeps running while connections still carry guest
+ *   data (no FIN from the guest yet and activity within the last 100 ms),
+ *   bounded by the drain deadline, so that what a command wrote just before
+ *   it exited still reaches the host sockets; then every socket's receive
+ *   queue is discarded (so close() ends the host side gracefully instead of
+ *   resetting it) and every socket closed: the kernel delivers what is
+ *   queued.
  */
-import { CountingL4Worker } from '../l4stub';
-import { ListenerSet } from './listeners';
-import { acceptPath, SplicePath } from './spliceApi';
-import { createSplicePath } from './splice';
-import { GuestState } from '../../shared/guestState';
-import { EpollType, refType, refIndex } from '../../shared/epollRef';
-import type { ControlMsg } from '../../shared/messages';
+import { WorkerLoop } from '../loop';
+import type { ControlMsg, L4Init } from '../../shared/messages';
+import { FrameRing } from '../../shared/ring/frameRing';
+import { Waker } from '../../shared/ring/waker';
 import { native } from '../../shared/native';
+import { MSG_DONTWAIT } from '../../shared/linux';
+import { EpollType, refType, refIndex } from '../../shared/epollRef';
+import { Stats } from '../../shared/stats';
+import { GuestState } from '../../shared/guestState';
+import { FRAME_KIND, MAX_FRAME, l3OffOf, l4OffOf } from '../../shared/frameKinds';
+import { TcpView } from '../../shared/wire/tcp';
+import { log } from '../../shared/log';
+import { TapOut } from '../l4/tapOut';
+import { TcpCtx } from './ctx';
+import { TCP_EV, TCP_FL } from './conn';
+import { TapBatch, BATCH_MAX, tapHandler } from './tap';
+import { sockHandler, sockToTap } from './sock';
+import { runTimers } from './timer';
 
-class TcpWorker extends CountingL4Worker {
-  private readonly splice: SplicePath | null;
-  private readonly listeners: ListenerSet;
+/** Guest frames per work() call before other sources get a turn. */
+const FRAME_BUDGET = 2048;
+/** A connection with guest activity this recent may still be sending (quit drain). */
+const DRAIN_QUIET_MS = 100;
+
+export class TcpWorker extends WorkerLoop<L4Init> {
+  private readonly ring: FrameRing;
+  private readonly producer: Waker;
+  private readonly u8: Uint8Array;
+  readonly ctx: TcpCtx;
+  private readonly batch: TapBatch;
+  private readonly view: TcpView;
+  private readonly stats: Stats<'tcp'>;
+  private readonly stFrames: number;
+  private readonly stBatches: number;
 
   constructor() {
     super();
-    const host = {
-      cfg: this.init.cfg, nsfd: this.init.nsfd, guest: new GuestState(this.init.guestState),
-      add: (fd: number, ev: number, ref: number) => this.add(fd, ev, ref),
-      mod: (fd: number, ev: number, ref: number) => this.mod(fd, ev, ref),
-      del: (fd: number) => this.del(fd),
-    };
-    this.splice = createSplicePath(host);
-    this.listeners = new ListenerSet(this, () => true, (l, fd, peer, now) => {
-      if (this.splice && acceptPath(this.init.cfg, l, peer) === 'splice') this.splice.accept(l, fd, peer, now);
-      else native.close(fd);
-    });
+    const i = this.init;
+    this.ring = new FrameRing(i.fromTap.ring);
+    this.producer = new Waker(i.fromTap.producer);
+    this.u8 = this.ring.u8;
+    this.stats = new Stats('tcp', i.stats);
+    this.stFrames = this.stats.idx('frames');
+    this.stBatches = this.stats.idx('batches');
+    const guest = new GuestState(i.guestState);
+    const out = new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
+    this.ctx = new TcpCtx(i.cfg, out, guest, this.stats, this.epfd);
+    this.ctx.probe();
+    this.batch = new TapBatch(this.u8);
+    this.view = new TcpView(this.u8);
   }
 
   protected onControl(msg: ControlMsg): void {
-    this.listeners.handle(msg);
+    if (msg.type === 'listen' || msg.type === 'unlisten') {
+      // listeners arrive with the forwarding code (listeners.ts)
+      if (msg.type === 'listen') for (const l of msg.add) if (l.proto === 'tcp') native.close(l.fd);
+    }
   }
 
   protected onEvent(ref: number, events: number, now: number): void {
-    const t = refType(ref);
-    if (t === EpollType.TCP_LISTEN) this.listeners.onEvent(refIndex(ref), now);
-    else if (t === EpollType.TCP_SPLICE || t === EpollType.SPLICE_PIPE) this.splice?.onEvent(ref, events, now);
+    const ctx = this.ctx;
+    ctx.now = now;
+    switch (refType(ref)) {
+      case EpollType.TCP: {
+        const c = ctx.conn(refIndex(ref));
+        if (c) sockHandler(ctx, c, events);
+        break;
+      }
+      default:
+        break;
+    }
   }
 
   protected work(now: number): boolean {
-    const a = super.work(now);
-    const b = this.splice ? this.splice.work(now) : false;
-    return a || b;
+    const ctx = this.ctx;
+    ctx.now = now;
+    const more = this.drainTap();
+    if (ctx.ringWaiters.length) this.serveWaiters();
+    if (ctx.timers.peekTime() <= now) runTimers(ctx, now);
+    ctx.freeClosed();
+    ctx.out.flush();
+    if (this.ring.release()) this.producer.wake();
+    return more || ctx.hasClosed() || (ctx.ringWaiters.length > 0 && this.ringHasRoom());
+  }
+
+  private ringHasRoom(): boolean {
+    return this.ctx.out.ring.beginWrite(MAX_FRAME + 64) >= 0;
+  }
+
+  /** Connections that stopped for lack of room in the output ring. */
+  private serveWaiters(): void {
+    const ctx = this.ctx;
+    if (!this.ringHasRoom()) return;
+    const list = ctx.ringWaiters;
+    ctx.ringWaiters = [];
+    for (let i = 0; i < list.length; i++) {
+      const c = ctx.conn(list[i]);
+      if (!c) continue;
+      c.flags &= ~TCP_FL.RING_WAIT;
+      if (c.flags & TCP_FL.RING_WAIT) continue;
+      sockToTap(ctx, c);
+    }
+  }
+
+  /** Handles guest frames in batches; true if the budget ran out first. */
+  private drainTap(): boolean {
+    const ring = this.ring;
+    const u8 = this.u8;
+    const b = this.batch;
+    const v = this.view;
+    const st = this.stats;
+    let frames = 0;
+    while (frames < FRAME_BUDGET) {
+      const d = ring.peek();
+      if (d < 0) return false;
+      const kind = ring.recKind;
+      if (kind !== FRAME_KIND.TCP4 && kind !== FRAME_KIND.TCP6) {
+        ring.consume();
+        st.add('dropped');
+        continue;
+      }
+      const v4 = kind === FRAME_KIND.TCP4;
+      const m1 = ring.recMeta1;
+      const l3 = d + l3OffOf(m1);
+      const l4 = d + l4OffOf(m1);
+      const len = ring.recMeta2;
+      ring.consume();
+      frames++;
+      st.v[this.stFrames]++;
+      if (!v.reset(l4, len)) {
+        st.add('dropMalformed');
+        st.add('dropped');
+        continue;
+      }
+      b.n = 1;
+      b.v4 = v4;
+      b.l3 = l3;
+      b.off[0] = l4;
+      b.len[0] = len;
+      while (b.n < BATCH_MAX) {
+        const d2 = ring.peek();
+        if (d2 < 0 || ring.recKind !== kind) break;
+        const m = ring.recMeta1;
+        const l3b = d2 + l3OffOf(m);
+        const l4b = d2 + l4OffOf(m);
+        if (!sameTuple(u8, l3, l4, l3b, l4b, v4)) break;
+        const lenb = ring.recMeta2;
+        ring.consume();
+        frames++;
+        st.v[this.stFrames]++;
+        if (!v.reset(l4b, lenb)) {
+          st.add('dropMalformed');
+          st.add('dropped');
+          continue;
+        }
+        b.off[b.n] = l4b;
+        b.len[b.n] = lenb;
+        b.n++;
+      }
+      st.v[this.stBatches]++;
+      tapHandler(this.ctx, b, v);
+      if (ring.release()) this.producer.wake();
+    }
+    return true;
+  }
+
+  protected hasInput(): boolean {
+    const ctx = this.ctx;
+    if (this.ring.peek() >= 0 || ctx.hasClosed()) return true;
+    return ctx.ringWaiters.length > 0 && this.ringHasRoom();
+  }
+
+  protected beforeSleep(): void {
+    this.ctx.out.flush();
+    if (this.ring.release()) this.producer.wake();
   }
 
   protected timeoutMs(now: number): number {
-    return this.splice ? this.splice.timeoutMs(now) : 1000;
+    const t = this.ctx.timers.peekTime();
+    return t === Infinity ? 1000 : Math.max(0, t - now);
   }
 
   protected drained(now: number): boolean {
-    // connections still in a backlog may hold what the command wrote last
-    this.listeners.acceptPending(now);
-    return this.splice ? this.splice.drained(now) : true;
+    if (this.ring.peek() >= 0) return false;
+    const ctx = this.ctx;
+    for (const c of ctx.conns) {
+      if (!c || c.dead) continue;
+      if (c.events & TCP_EV.TAP_FIN_RCVD) continue;
+      if (!(c.events & (TCP_EV.ESTABLISHED | TCP_EV.TAP_SYN_RCVD))) continue;
+      if (now - c.lastActivity < DRAIN_QUIET_MS) return false;
+    }
+    return true;
   }
+
+  protected finish(): void {
+    const ctx = this.ctx;
+    let n = 0;
+    for (const c of ctx.conns) {
+      if (!c || c.dead || c.sock < 0) continue;
+      // unread data would make close() reset the host side and drop what we queued
+      native.recvDiscard(c.sock, 0x7fffffff, MSG_DONTWAIT);
+      native.close(c.sock);
+      c.sock = -1;
+      n++;
+    }
+    ctx.out.flush();
+    if (log.debugOn) log.debug(`TCP: closed ${n} connections at exit`);
+  }
+}
+
+/** Same addresses and ports (the frames' IP and TCP headers). */
+function sameTuple(u8: Uint8Array, l3a: number, l4a: number, l3b: number, l4b: number, v4: boolean): boolean {
+  const a = v4 ? l3a + 12 : l3a + 8;
+  const b = v4 ? l3b + 12 : l3b + 8;
+  const n = v4 ? 8 : 32;
+  for (let i = 0; i < n; i++) if (u8[a + i] !== u8[b + i]) return false;
+  for (let i = 0; i < 4; i++) if (u8[l4a + i] !== u8[l4b + i]) return false;
+  return true;
 }
 
 new TcpWorker().run();
