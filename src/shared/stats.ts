@@ -17,7 +17,7 @@ export const COUNTERS = {
     'frames', 'flows', 'dropped', 'batches', 'active', 'accepted', 'refused', 'bytesFromTap', 'bytesToTap',
     'segsToTap', 'flagsToTap', 'resetsSent', 'resetsFromTap', 'dropNoFlow', 'dropMalformed', 'dropBadSyn',
     'dropTableFull', 'dropRingFull', 'dropOutOfWindow', 'dupAcksSent', 'retransFast', 'retransTimeout',
-    'windowProbes', 'keepalives', 'sendEagain', 'peekErrors', 'ringWaits', 'synPayload',
+    'windowProbes', 'keepalives', 'sendEagain', 'sendPartial', 'peekErrors', 'ringWaits', 'synPayload',
   ],
   udp: [
     // guest frames in, flows made, total drops (the sum of the reasons below)

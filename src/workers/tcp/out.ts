@@ -84,9 +84,17 @@ export function updateSeqAckWnd(ctx: TcpCtx, c: TcpConn, forceSeq: boolean, refr
       if (!ctx.readInfo(c.sock)) return c.seqAckToTap !== prevAck;
     }
     wnd = ctx.infoU32(TCPI.SND_WND);
-    if (!near) {
-      if (ctx.lowWmem) readSndbuf(c);
+    if (ctx.lowWmem) readSndbuf(c);
+    if (!near || ctx.hasBytesAcked) {
       if (c.sndbuf < wnd) wnd = c.sndbuf;
+    }
+    if (ctx.hasBytesAcked) {
+      // The right edge we offer is where the host peer acknowledged plus
+      // that room; bytes written but not yet acknowledged by the peer still
+      // occupy the socket, so an ACK ahead of the peer's shrinks the window
+      // by as much — else the guest sends what sendmsg() cannot take.
+      const ahead = seqDiff(c.seqAckToTap, (ctx.infoBytesAcked() + c.seqInitFromTap) >>> 0);
+      if (ahead < MAX_WINDOW) wnd = wnd > ahead ? wnd - ahead : 0;
     }
     if (wnd > MAX_WINDOW) wnd = MAX_WINDOW;
     if (!(c.events & TCP_EV.ESTABLISHED) && wnd < WINDOW_DEFAULT) wnd = WINDOW_DEFAULT;

@@ -240,6 +240,11 @@ export function checkDone(ctx: TcpCtx, c: TcpConn): void {
 export function sockHandler(ctx: TcpCtx, c: TcpConn, events: number): void {
   if (c.dead) return;
   c.lastActivity = ctx.now;
+  if (c.events === TCP_EV.TAP_SYN_RCVD) {
+    // connect() finished, or failed
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) connectDone(ctx, c);
+    return;
+  }
   if (events & EPOLLERR) {
     const err = native.getsockoptInt(c.sock, SOL_SOCKET, SO_ERROR);
     return resetConn(ctx, c, `socket error ${err > 0 ? native.strerror(err) : ''}`);
@@ -254,19 +259,9 @@ export function sockHandler(ctx: TcpCtx, c: TcpConn, events: number): void {
     if (events & EPOLLOUT && !c.dead && c.flags & TCP_FL.ACK_TO_TAP_DUE) sendFlag(ctx, c, 0 /* ACK_IF_NEEDED */);
     return;
   }
-  if (ev & TCP_EV.TAP_SYN_RCVD) {
-    if (ev & TCP_EV.TAP_SYN_ACK_SENT) {
-      if (events & EPOLLHUP) return resetConn(ctx, c, 'hang-up during handshake');
-      if (events & EPOLLRDHUP) c.events |= TCP_EV.SOCK_FIN_RCVD;
-      return;
-    }
-    if (events & (EPOLLOUT | EPOLLHUP)) connectDone(ctx, c);
-    return;
-  }
-  if (ev & TCP_EV.SOCK_ACCEPTED) {
-    if (events & EPOLLHUP) return resetConn(ctx, c, 'hang-up during handshake');
-    if (events & EPOLLRDHUP) c.events |= TCP_EV.SOCK_FIN_RCVD;
-  }
+  // handshake with the guest in progress (SYN+ACK or SYN sent)
+  if (events & EPOLLHUP) return resetConn(ctx, c, 'hang-up during handshake');
+  if (events & EPOLLRDHUP) c.events |= TCP_EV.SOCK_FIN_RCVD;
 }
 
 /** Our window scale towards the guest from the socket's TCP_INFO (just read). */

@@ -446,7 +446,10 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
     } else {
       c.seqFromTap = (c.seqFromTap + r) >>> 0;
       st.v[ctx.stBytesFromTap] += r;
-      if (r < total) partial = true;
+      if (r < total) {
+        partial = true;
+        st.add('sendPartial');
+      }
     }
   }
 
