@@ -178,12 +178,27 @@ export class Supervisor {
     return out;
   }
 
-  /** Asks every worker to drain and stop; resolves when all exited or the deadline passed. */
+  /**
+   * Asks every worker to drain and stop; resolves when all exited or the
+   * deadline passed. With a drain time, the L4 workers go first while tap-RX
+   * and tap-TX keep running: the TCP worker can only finish delivering what
+   * the guest sent if frames keep arriving (the guest's last data, its FIN)
+   * and its ACKs keep leaving. Then tap-RX and tap-TX stop, tap-TX after
+   * flushing what the L4 workers left in its rings.
+   */
   async shutdown(drainMs: number): Promise<void> {
     if (!this.members.length) return;
     this.stopping = true;
-    this.control({ type: 'shutdown', drainMs });
-    const deadline = new Promise<void>((r) => setTimeout(r, drainMs + 500).unref());
-    await Promise.race([Promise.all(this.members.map((m) => m.done)), deadline]);
+    const isL4 = (m: Member) => m.role === 'tcp' || m.role === 'udp';
+    const stop = async (ms: number, which: Member[]) => {
+      for (const m of which) {
+        m.worker.postMessage({ type: 'shutdown', drainMs: ms } satisfies ControlMsg);
+        native.eventfdWrite(m.waker.fd, 1);
+      }
+      const deadline = new Promise<void>((r) => setTimeout(r, ms + 500).unref());
+      await Promise.race([Promise.all(which.map((m) => m.done)), deadline]);
+    };
+    if (drainMs > 0) await stop(drainMs, this.members.filter(isL4));
+    await stop(drainMs > 0 ? Math.min(drainMs, 200) : 0, this.members.filter((m) => !isL4(m) || drainMs === 0));
   }
 }

@@ -113,6 +113,32 @@ for (const [fam, gw, lo] of [['IPv4', GW4, '127.0.0.1'], ['IPv6', GW6, '::1']] a
   });
 }
 
+e2e('nothing lost at exit: what the command wrote just before it exited reaches the host', async (t) => {
+  files();
+  // a slow reader, so that much is still queued in the namespace when the command exits
+  let resolve!: (v: { bytes: number; hash: string }) => void;
+  const done = new Promise<{ bytes: number; hash: string }>((r) => { resolve = r; });
+  const srv = net.createServer((s) => {
+    const h = createHash('sha256');
+    let n = 0;
+    s.on('data', (d) => {
+      h.update(d);
+      n += d.length;
+      s.pause();
+      setTimeout(() => s.resume(), 2);
+    });
+    s.on('end', () => resolve({ bytes: n, hash: h.digest('hex') }));
+    s.on('error', () => resolve({ bytes: n, hash: 'error' }));
+  });
+  await new Promise<void>((r) => srv.listen(10035, '127.0.0.1', () => r()));
+  const part = fs.readFileSync(big).subarray(0, 12 << 20);
+  const r = await pasta(`head -c ${part.length} ${big} | socat -u - TCP:${GW4}:10035`);
+  t.is(r.code, 0, r.stderr);
+  const got = await done;
+  srv.close();
+  t.deepEqual(got, { bytes: part.length, hash: sha(part) });
+});
+
 e2e('half-close, namespace first: the host still answers after the namespace shut its side', async (t) => {
   files();
   const srv = net.createServer({ allowHalfOpen: true }, (s) => {
