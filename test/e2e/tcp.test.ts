@@ -115,17 +115,17 @@ for (const [fam, gw, lo] of [['IPv4', GW4, '127.0.0.1'], ['IPv6', GW6, '::1']] a
 
 e2e('nothing lost at exit: what the command wrote just before it exited reaches the host', async (t) => {
   files();
-  // a slow reader, so that much is still queued in the namespace when the command exits
+  // a reader that starts late, so that all of it is still queued when the command exits
   let resolve!: (v: { bytes: number; hash: string }) => void;
   const done = new Promise<{ bytes: number; hash: string }>((r) => { resolve = r; });
   const srv = net.createServer((s) => {
     const h = createHash('sha256');
     let n = 0;
+    s.pause();
+    setTimeout(() => s.resume(), 500);
     s.on('data', (d) => {
       h.update(d);
       n += d.length;
-      s.pause();
-      setTimeout(() => s.resume(), 2);
     });
     s.on('end', () => resolve({ bytes: n, hash: h.digest('hex') }));
     s.on('error', () => resolve({ bytes: n, hash: 'error' }));

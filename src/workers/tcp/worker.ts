@@ -15,8 +15,10 @@
  * - Events: socket readiness (sock.ts), accepted connections on forwarded
  *   ports, and the timer pass (timer.ts) once per iteration; closed
  *   connections are freed at the end of each iteration.
- * - Quitting: the worker keeps running while connections still carry guest
- *   data (no FIN from the guest yet and activity within the last 100 ms),
+ * - Quitting: the worker keeps running while connections may still carry
+ *   guest data (no FIN from the guest yet, and activity within the last
+ *   500 ms or a closed window: when the command exits, its sockets' FINs
+ *   follow their data),
  *   bounded by the drain deadline, so that what a command wrote just before
  *   it exited still reaches the host sockets; then every socket's receive
  *   queue is discarded (so close() ends the host side gracefully instead of
@@ -45,7 +47,7 @@ import { runTimers } from './timer';
 /** Guest frames per work() call before other sources get a turn. */
 const FRAME_BUDGET = 2048;
 /** A connection with guest activity this recent may still be sending (quit drain). */
-const DRAIN_QUIET_MS = 100;
+const DRAIN_QUIET_MS = 500;
 
 export class TcpWorker extends WorkerLoop<L4Init> {
   private readonly ring: FrameRing;
@@ -212,7 +214,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       if (!c || c.dead) continue;
       if (c.events & TCP_EV.TAP_FIN_RCVD) continue;
       if (!(c.events & (TCP_EV.ESTABLISHED | TCP_EV.TAP_SYN_RCVD))) continue;
-      if (now - c.lastActivity < DRAIN_QUIET_MS) return false;
+      // the guest may hold data while our window is closed, or between segments
+      if (c.wndToTap === 0 || now - c.lastActivity < DRAIN_QUIET_MS) return false;
     }
     return true;
   }
