@@ -14,7 +14,8 @@ import * as net from 'node:net';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { PASTA, ROOT, inTestNs, NOT_IN_NS, run, tmpPath, RunResult } from '../helpers/env';
+import { spawn } from 'node:child_process';
+import { PASTA, ROOT, inTestNs, NOT_IN_NS, run, tmpPath, RunResult, waitFor } from '../helpers/env';
 
 const test = anyTest as TestFn;
 const e2e = inTestNs() ? test.serial : test.skip;
@@ -311,4 +312,112 @@ e2e('malformed and unexpected segments from the namespace: dropped or answered, 
   const st = tcpStats(r.stderr);
   t.true(st.dropNoFlow >= 4, JSON.stringify(st));
   t.true(st.dropMalformed >= 2, JSON.stringify(st));
+});
+
+/** Host side addresses of the made namespace: the namespace has the same ones (pasta's default). */
+const ADDR4 = '192.0.2.2';
+const ADDR6 = '2001:db8::2';
+
+/**
+ * pasta with -t forwards, running `script` in the namespace in the
+ * background; resolves once the script's listeners are up (and IPv6 DAD is
+ * over), with the exit to await.
+ */
+async function pastaListening(fwd: string[], script: string, extra: string[] = []) {
+  const ready = tmpPath('ready');
+  const full = `${script} sleep 0.2; ` +
+    'for i in $(seq 50); do ip -6 addr show dev eth0 | grep -q tentative || break; sleep 0.1; done; ' +
+    `touch ${ready}; wait`;
+  const child = spawn(PASTA, ['--config-net', ...fwd, '-u', 'none', '-T', 'none', '-U', 'none', ...extra,
+    '--', 'sh', '-c', full], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exit = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
+    child.on('close', (code) => r({ code, stdout, stderr })));
+  const ok = await waitFor(() => fs.existsSync(ready), 15000);
+  if (!ok) child.kill('SIGKILL');
+  return { ok, exit, child, stderr: () => stderr };
+}
+
+/** Connects to addr:port, sends `data` (then FIN), returns everything received until EOF. */
+function exchange(addr: string, port: number, data: Buffer | null): Promise<{ got: Buffer; err: string | null; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect({ host: addr, port, allowHalfOpen: true }, () => {
+      if (data) s.end(data); else s.end();
+    });
+    s.on('data', (d) => chunks.push(d));
+    s.on('end', () => resolve({ got: Buffer.concat(chunks), err: null, ms: Date.now() - t0 }));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve({ got: Buffer.concat(chunks), err: e.code ?? e.message, ms: Date.now() - t0 }));
+  });
+}
+
+for (const [fam, addr] of [['IPv4', ADDR4], ['IPv6', ADDR6]] as const) {
+  e2e(`${fam}: inbound (-t) byte-exact both ways, small and 32 MiB`, async (t) => {
+    files();
+    const base = fam === 'IPv4' ? 10200 : 10300;
+    const outS = tmpPath('in-small');
+    const outB = tmpPath('in-big');
+    // guest: two receivers (host → namespace), two senders (namespace → host)
+    const p = await pastaListening(['-t', `${base}-${base + 3}`],
+      `socat -u TCP6-LISTEN:${base},ipv6only=0 OPEN:${outS},creat,trunc & ` +
+      `socat -u TCP6-LISTEN:${base + 1},ipv6only=0 OPEN:${outB},creat,trunc & ` +
+      `socat -u OPEN:${small} TCP6-LISTEN:${base + 2},ipv6only=0 & ` +
+      `socat -u OPEN:${big} TCP6-LISTEN:${base + 3},ipv6only=0 & `);
+    t.truthy(p.ok, p.stderr());
+    const a = await exchange(addr, base, fs.readFileSync(small));
+    const b = await exchange(addr, base + 1, fs.readFileSync(big));
+    const c = await exchange(addr, base + 2, null);
+    const d = await exchange(addr, base + 3, null);
+    const r = await p.exit;
+    t.is(r.code, 0, r.stderr);
+    t.deepEqual([a.err, b.err, c.err, d.err], [null, null, null, null]);
+    t.is(sha(fs.readFileSync(outS)), smallHash);
+    t.is(sha(fs.readFileSync(outB)), bigHash);
+    t.is(sha(c.got), smallHash);
+    t.is(sha(d.got), bigHash);
+  });
+}
+
+e2e('inbound: port mapping (-t HOST:GUEST), the source seen in the namespace (SPEC §2.7)', async (t) => {
+  // a connection from the host's own address shows up as coming from the gateway;
+  // from 127.0.0.1 (over the tap while there is no splice path, or with --no-splice)
+  // it also maps to the gateway (map-host-loopback)
+  const p = await pastaListening(['-t', '10400:10401'],
+    `socat TCP-LISTEN:10401,fork,reuseaddr SYSTEM:'echo "$SOCAT_PEERADDR $SOCAT_SOCKPORT"' & `, ['--no-splice']);
+  t.truthy(p.ok, p.stderr());
+  const a = await exchange(ADDR4, 10400, null);
+  const b = await exchange('127.0.0.1', 10400, null);
+  p.child.kill('SIGTERM');
+  await p.exit;
+  t.is(a.got.toString().trim(), `${GW4} 10401`);
+  t.is(b.got.toString().trim(), `${GW4} 10401`);
+});
+
+e2e('inbound: nobody listens in the namespace → the host client is reset at once; the flow goes away', async (t) => {
+  const p = await pastaListening(['-t', '10410'], 'sleep 1.5 & ', ['-d']);
+  t.truthy(p.ok, p.stderr());
+  const a = await exchange(ADDR4, 10410, Buffer.from('hello'));
+  const r = await p.exit;
+  t.is(r.code, 0);
+  t.is(a.err, 'ECONNRESET');
+  t.true(a.ms < 1000, `${a.ms} ms`);
+  t.is(tcpStats(r.stderr).active, 0);
+});
+
+e2e('inbound: half-close both ways over the tap', async (t) => {
+  // guest: replies after the host's FIN, with the hash of what it got
+  const p = await pastaListening(['-t', '10420'],
+    "socat -t 5 TCP6-LISTEN:10420,ipv6only=0 SYSTEM:'sha256sum | cut -c1-64' & ");
+  t.truthy(p.ok, p.stderr());
+  files();
+  const a = await exchange(ADDR6, 10420, fs.readFileSync(small));
+  const kill = setTimeout(() => p.child.kill('SIGTERM'), 5000);
+  await p.exit;
+  clearTimeout(kill);
+  t.is(a.err, null);
+  t.is(a.got.toString().trim(), smallHash);
 });

@@ -76,6 +76,8 @@ export const TCP_FL_NAMES = ['STALLED', 'LOCAL', 'ACTIVE_CLOSE', 'ACK_TO_TAP_DUE
 export const TCP_TIMEOUT = {
   ACK_TO_TAP: 10,
   SYN: 10_000,
+  /** Our SYN to the guest is sent again this often until SYN times out. */
+  SYN_RETRY: 1_000,
   ACK: 2_000,
   FIN: 60_000,
   ACT: 7_200_000,
@@ -171,6 +173,8 @@ export class TcpConn {
   heapedAt = Infinity;
   /** Last time a segment or socket event was seen (ms), for the idle timeout. */
   lastActivity = 0;
+  /** When the connection was created (ms). */
+  openedAt = 0;
 
   /** Resets the state for a new connection on flow index idx. */
   reset(idx: number): void {
@@ -199,6 +203,7 @@ export class TcpConn {
     this.ackDueAt = this.rtoAt = this.finAt = Infinity;
     this.heapedAt = Infinity;
     this.lastActivity = 0;
+    this.openedAt = 0;
   }
 
   has(ev: number): boolean {

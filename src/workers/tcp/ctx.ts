@@ -189,7 +189,7 @@ export class TcpCtx {
     let c = this.conns[idx];
     if (!c) c = this.conns[idx] = new TcpConn();
     c.reset(idx);
-    c.lastActivity = this.now;
+    c.lastActivity = c.openedAt = this.now;
     return c;
   }
 
@@ -214,7 +214,10 @@ export class TcpCtx {
   setFlag(c: TcpConn, fl: number): void {
     const prev = c.flags;
     c.flags |= fl;
-    if (fl & TCP_FL.ACK_FROM_TAP_DUE) c.rtoAt = this.now + (c.has(TCP_EV.ESTABLISHED) ? TCP_TIMEOUT.ACK : TCP_TIMEOUT.SYN);
+    if (fl & TCP_FL.ACK_FROM_TAP_DUE) {
+      c.rtoAt = this.now + (c.events & TCP_EV.ESTABLISHED ? TCP_TIMEOUT.ACK
+        : c.events & TCP_EV.SOCK_ACCEPTED ? TCP_TIMEOUT.SYN_RETRY : TCP_TIMEOUT.SYN);
+    }
     if (fl & TCP_FL.ACK_TO_TAP_DUE && !(prev & TCP_FL.ACK_TO_TAP_DUE)) c.ackDueAt = this.now + TCP_TIMEOUT.ACK_TO_TAP;
     if (log.traceOn && prev !== c.flags) log.trace(`${this.tag(c)}: flags ${flagNames(c.flags)}`);
     if (fl & (TCP_FL.ACK_FROM_TAP_DUE | TCP_FL.ACK_TO_TAP_DUE)) this.armTimer(c);

@@ -29,14 +29,15 @@
 import { native, E } from '../../shared/native';
 import {
   SOL_SOCKET, SO_ERROR, SO_PEEK_OFF, SO_SNDBUF, SO_RCVBUF, IPPROTO_TCP, TCP_NODELAY, MSG_PEEK, MSG_DONTWAIT,
+  AF_INET, AF_INET6, SOCK_STREAM, SOCK_CLOEXEC,
   EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLIN, EPOLLOUT,
 } from '../../shared/linux';
 import { FRAME_KIND } from '../../shared/frameKinds';
 import { seqAfter, seqDiff } from '../../shared/wire/seq';
 import { TCP_FLAG, TCP_HEADER_LEN } from '../../shared/wire/tcp';
 import { PIF, INISIDE, TGTSIDE } from '../../shared/flow/table';
-import { inanyIs4, inanyIsUnicast } from '../../shared/flow/inany';
-import { sockaddrTo } from '../../shared/sockaddr';
+import { inanyIs4, inanyIsUnicast, inanyIsLoopback } from '../../shared/flow/inany';
+import { sockaddrTo, sockaddrFrom } from '../../shared/sockaddr';
 import { l4Offset } from '../l4/tapOut';
 import { log } from '../../shared/log';
 import type { TcpCtx } from './ctx';
@@ -308,6 +309,21 @@ export function establish(ctx: TcpCtx, c: TcpConn): void {
   if (!setPeekOff(ctx, c, 0)) resetConn(ctx, c, 'peek offset');
 }
 
+/**
+ * True if addr is an address of this host (loopback, or bindable): a peer
+ * there acknowledges as soon as its application reads, so we acknowledge
+ * everything written instead of waiting for its (possibly delayed) ACKs.
+ */
+function isLocalAddr(ctx: TcpCtx, addr: Uint8Array, v4: boolean): boolean {
+  if (inanyIsLoopback(addr, 0)) return true;
+  const s = native.socket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (s < 0) return false;
+  const n = sockaddrFrom(ctx.sa, 0, addr, 0, 0);
+  const r = native.bind(s, ctx.sa.subarray(0, n));
+  native.close(s);
+  return r === 0;
+}
+
 /** Socket options of every tap-side socket (SPEC §4.12). */
 export function sockOpts(ctx: TcpCtx, fd: number): void {
   const big = 0x3fffffff;
@@ -362,6 +378,7 @@ export function connFromSock(ctx: TcpCtx, fd: number, peer: Uint8Array, targetPo
   ctx.table.setKey(idx, TGTSIDE, IPPROTO_TCP, PIF.HOST, ctx.zeroAddr, 0, 0, a, 0, port);
   c.sock = fd;
   c.flowLabel = (fd * 2654435761) & 0xfffff;
+  if (isLocalAddr(ctx, a, c.v4)) c.flags |= TCP_FL.LOCAL;
   sockOpts(ctx, fd);
   synParams(ctx, c, true);
   c.seqToTap = initialSeq(ctx, c);

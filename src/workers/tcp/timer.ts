@@ -7,7 +7,9 @@
  * - A connection has at most one entry in effect: the earliest of
  *   - ACK_TO_TAP_DUE: 10 ms after our ACK started lagging → send an ACK if
  *     the ACK number or window changed (a zero window is re-polled);
- *   - ACK_FROM_TAP_DUE: SYN_TIMEOUT 10 s before ESTABLISHED (→ RST), then
+ *   - ACK_FROM_TAP_DUE: SYN_TIMEOUT 10 s before ESTABLISHED (→ RST; our
+ *     SYN to the guest is sent again every second meanwhile, a departure
+ *     from the original that helps guests whose address is still in DAD), then
  *     ACK_TIMEOUT 2 s after the last data segment we sent → rewind to the
  *     guest's ACK and send again; the 8th expiry without progress → RST.
  *     With a zero window from the guest this is the persist timer instead: a
@@ -24,6 +26,7 @@ import type { TcpCtx } from './ctx';
 import { TcpConn, TCP_EV, TCP_FL, TCP_MAX_RETRANS, TCP_TIMEOUT } from './conn';
 import { sendFlag, resetConn, ACK_IF_NEEDED, alreadySent } from './out';
 import { sockToTap, rewind } from './sock';
+import { TCP_FLAG } from '../../shared/wire/tcp';
 
 /** Runs every expired timer. */
 export function runTimers(ctx: TcpCtx, now: number): void {
@@ -54,7 +57,18 @@ export function timerHandler(ctx: TcpCtx, c: TcpConn, now: number): void {
   if (c.flags & TCP_FL.ACK_FROM_TAP_DUE && now >= c.rtoAt) {
     c.flags &= ~TCP_FL.ACK_FROM_TAP_DUE;
     c.rtoAt = Infinity;
-    if (!(c.events & TCP_EV.ESTABLISHED)) return resetConn(ctx, c, 'handshake timeout');
+    if (!(c.events & TCP_EV.ESTABLISHED)) {
+      if (c.events & TCP_EV.SOCK_ACCEPTED && now - c.openedAt < TCP_TIMEOUT.SYN - TCP_TIMEOUT.SYN_RETRY) {
+        // our SYN may have met an address still in DAD: send it again
+        c.seqToTap = (c.seqToTap - 1) >>> 0;
+        sendFlag(ctx, c, TCP_FLAG.SYN);
+        ctx.setFlag(c, TCP_FL.ACK_FROM_TAP_DUE);
+        c.rtoAt = Math.min(now + TCP_TIMEOUT.SYN_RETRY, c.openedAt + TCP_TIMEOUT.SYN);
+        ctx.armTimer(c);
+        return;
+      }
+      return resetConn(ctx, c, 'handshake timeout');
+    }
     if ((c.events & (TCP_EV.SOCK_FIN_SENT | TCP_EV.TAP_FIN_ACKED)) === (TCP_EV.SOCK_FIN_SENT | TCP_EV.TAP_FIN_ACKED))
       return resetConn(ctx, c, 'FIN timeout');
     if (c.wndFromTap === 0) {

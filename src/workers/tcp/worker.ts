@@ -13,8 +13,10 @@
  *   back-pressure: connections that could not send wait in a list and are
  *   served when tap-TX releases space (it rings our waker).
  * - Events: socket readiness (sock.ts), accepted connections on forwarded
- *   ports, and the timer pass (timer.ts) once per iteration; closed
- *   connections are freed at the end of each iteration.
+ *   ports (listeners.ts: each goes over the tap — connFromSock — or to the
+ *   splice path, spliceApi.ts decides), and the timer pass (timer.ts) once
+ *   per iteration; closed connections are freed at the end of each
+ *   iteration.
  * - Quitting: the worker keeps running while connections may still carry
  *   guest data (no FIN from the guest yet, and activity within the last
  *   500 ms or a closed window: when the command exits, its sockets' FINs
@@ -41,8 +43,12 @@ import { TapOut } from '../l4/tapOut';
 import { TcpCtx } from './ctx';
 import { TCP_EV, TCP_FL } from './conn';
 import { TapBatch, BATCH_MAX, tapHandler } from './tap';
-import { sockHandler, sockToTap } from './sock';
+import { sockHandler, sockToTap, connFromSock } from './sock';
 import { runTimers } from './timer';
+import { ListenerSet } from './listeners';
+import { acceptPath, SplicePath } from './spliceApi';
+import { createSplicePath } from './splice';
+import type { ListenerInfo } from '../../shared/messages';
 
 /** Guest frames per work() call before other sources get a turn. */
 const FRAME_BUDGET = 2048;
@@ -59,6 +65,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   private readonly stats: Stats<'tcp'>;
   private readonly stFrames: number;
   private readonly stBatches: number;
+  private readonly listeners: ListenerSet;
+  private readonly splice: SplicePath | null;
 
   constructor() {
     super();
@@ -75,13 +83,33 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     this.ctx.probe();
     this.batch = new TapBatch(this.u8);
     this.view = new TcpView(this.u8);
+    this.splice = createSplicePath({
+      cfg: i.cfg, nsfd: i.nsfd, guest,
+      add: (fd: number, ev: number, ref: number) => this.add(fd, ev, ref),
+      mod: (fd: number, ev: number, ref: number) => this.mod(fd, ev, ref),
+      del: (fd: number) => this.del(fd),
+    });
+    const table = this.ctx.table;
+    this.listeners = new ListenerSet(this, () => table.count < table.capacity,
+      (l, fd, peer, now) => this.accepted(l, fd, peer, now));
+  }
+
+  /** A connection accepted on a forwarded port: over the tap, spliced, or refused. */
+  private accepted(l: ListenerInfo, fd: number, peer: Uint8Array, now: number): void {
+    const path = acceptPath(this.init.cfg, l, peer);
+    if (path === 'splice' && this.splice) {
+      this.splice.accept(l, fd, peer, now);
+    } else if (path === 'tap' || (path === 'splice' && l.side === 'host')) {
+      // without the splice path, host loopback sources go over the tap (as --no-splice)
+      this.ctx.now = now;
+      connFromSock(this.ctx, fd, peer, (l.port + l.delta) & 0xffff);
+    } else {
+      native.close(fd);
+    }
   }
 
   protected onControl(msg: ControlMsg): void {
-    if (msg.type === 'listen' || msg.type === 'unlisten') {
-      // listeners arrive with the forwarding code (listeners.ts)
-      if (msg.type === 'listen') for (const l of msg.add) if (l.proto === 'tcp') native.close(l.fd);
-    }
+    this.listeners.handle(msg);
   }
 
   protected onEvent(ref: number, events: number, now: number): void {
@@ -93,6 +121,13 @@ export class TcpWorker extends WorkerLoop<L4Init> {
         if (c) sockHandler(ctx, c, events);
         break;
       }
+      case EpollType.TCP_LISTEN:
+        this.listeners.onEvent(refIndex(ref), now);
+        break;
+      case EpollType.TCP_SPLICE:
+      case EpollType.SPLICE_PIPE:
+        this.splice?.onEvent(ref, events, now);
+        break;
       default:
         break;
     }
@@ -101,7 +136,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   protected work(now: number): boolean {
     const ctx = this.ctx;
     ctx.now = now;
-    const more = this.drainTap();
+    let more = this.drainTap();
+    if (this.splice && this.splice.work(now)) more = true;
     if (ctx.ringWaiters.length) this.serveWaiters();
     if (ctx.timers.peekTime() <= now) runTimers(ctx, now);
     ctx.freeClosed();
@@ -204,11 +240,13 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected timeoutMs(now: number): number {
     const t = this.ctx.timers.peekTime();
-    return t === Infinity ? 1000 : Math.max(0, t - now);
+    const ms = t === Infinity ? 1000 : Math.max(0, t - now);
+    return this.splice ? Math.min(ms, this.splice.timeoutMs(now)) : ms;
   }
 
   protected drained(now: number): boolean {
     if (this.ring.peek() >= 0) return false;
+    if (this.splice && !this.splice.drained(now)) return false;
     const ctx = this.ctx;
     for (const c of ctx.conns) {
       if (!c || c.dead) continue;
@@ -222,6 +260,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected finish(): void {
     const ctx = this.ctx;
+    this.listeners.closeAll();
     let n = 0;
     for (const c of ctx.conns) {
       if (!c || c.dead || c.sock < 0) continue;
