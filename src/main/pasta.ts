@@ -28,7 +28,8 @@ import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
 import { native, helperPath, check } from '../shared/native';
 import {
-  O_RDONLY, O_PATH, O_DIRECTORY, O_CLOEXEC, IFF_TAP, IFF_NO_PI, NSFS_MAGIC,
+  O_RDONLY, O_PATH, O_DIRECTORY, O_CLOEXEC, IFF_TAP, IFF_NO_PI, NSFS_MAGIC, IFF_VNET_HDR, TUNSETOFFLOAD,
+  TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VIRTIO_NET_HDR_LEN as VNET_HDR_LEN,
 } from '../shared/linux';
 import { resolveConfig, Options } from './conf';
 import { discoverFamily, readResolvConf, AF_INET, AF_INET6, HostFamily } from './hostInfo';
@@ -150,6 +151,24 @@ function spawnCommand(cfg: Config): Promise<{ helper: ChildProcess; release: () 
   });
 }
 
+/**
+ * The tap's virtio-net header and offloads (DESIGN.md "Performance levers"):
+ * on unless PASST_TS_OFFLOAD=0. With them the namespace hands us TSO
+ * super-frames of up to 64 KiB and partial checksums even at MTU 1500, and
+ * takes ours: the TCP worker sends GSO frames with checksum offload
+ * (frames of every other stage carry a zeroed header: no offload).
+ */
+function tapOffloadWanted(): boolean {
+  return process.env.PASST_TS_OFFLOAD !== '0';
+}
+
+/** Enables checksum and TSO offloads on a tap opened with IFF_VNET_HDR; returns the header size. */
+function tapOffload(tapfd: number): number {
+  const r = native.ioctlInt(tapfd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
+  if (r < 0) log.debug(`TUNSETOFFLOAD: ${native.strerror(-r)}: no offloads`);
+  return VNET_HDR_LEN;
+}
+
 /** Runs pasta; resolves only through process exit. */
 export async function runPasta(o: Options): Promise<void> {
   const stage = process.env[STAGE_ENV];
@@ -203,8 +222,10 @@ export async function runPasta(o: Options): Promise<void> {
 
   // tap device and namespace configuration
   const nameOut = new Uint8Array(16);
-  const tapfd = native.nsTun(nsfd, cfg.nsIfname, IFF_TAP | IFF_NO_PI, nameOut);
+  const offload = tapOffloadWanted();
+  const tapfd = native.nsTun(nsfd, cfg.nsIfname, IFF_TAP | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0), nameOut);
   if (tapfd < 0) throw new PasstError('PASST_ERR_TAP', `Failed to open tap device ${cfg.nsIfname} in namespace: ${native.strerror(-tapfd)}`);
+  const vnetLen = offload ? tapOffload(tapfd) : 0;
   const tapName = Buffer.from(nameOut).toString('utf8').replace(/\0.*$/s, '');
   const nsNl = Netlink.inNamespace(nsfd);
   const link = basicNsSetup(nsNl, cfg, tapName);
@@ -212,7 +233,7 @@ export async function runPasta(o: Options): Promise<void> {
   else link.linkLocal = readLinkLocal(nsNl, link.ifindex);
   nsNl.close();
 
-  await rt.start({ nsfd, tapfd, tapName, backend: 'tap', guestMac: link.mac, guestLinkLocal: link.linkLocal });
+  await rt.start({ nsfd, tapfd, tapName, backend: 'tap', guestMac: link.mac, guestLinkLocal: link.linkLocal, vnetLen });
 
   // quit detection (attached only)
   if (target && !cfg.noNetnsQuit) {

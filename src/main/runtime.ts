@@ -25,6 +25,8 @@ export interface RuntimeFds {
   guestMac: Uint8Array | null;
   /** Guest IPv6 link-local address, if known. */
   guestLinkLocal: string | null;
+  /** Bytes of virtio-net header before every frame on the tap (pasta with offloads: 10), default 0. */
+  vnetLen?: number;
 }
 
 /** How long workers may take to flush what they hold when quitting. */
@@ -68,7 +70,7 @@ export class Runtime {
       }
     }
     await this.sup.start({
-      cfg: this.cfg, backend: fds.backend, tapfd: fds.tapfd, nsfd: fds.nsfd, vnetLen: 0,
+      cfg: this.cfg, backend: fds.backend, tapfd: fds.tapfd, nsfd: fds.nsfd, vnetLen: fds.vnetLen ?? 0,
       guest: { mac: fds.guestMac ? macString(fds.guestMac) : null, linkLocal: fds.guestLinkLocal },
       pcapFd, logLevel: this.cfg.logLevel, logTarget: currentLogTarget(), tcpShards: 1,
     });

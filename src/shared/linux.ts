@@ -116,6 +116,15 @@ export const TUN_F_TSO6 = 0x04;
 export const TUN_F_TSO_ECN = 0x08;
 export const TUN_F_UFO = 0x10;
 
+// struct virtio_net_hdr (linux/virtio_net.h): flags u8, gso_type u8, then
+// hdr_len, gso_size, csum_start, csum_offset as u16 in the host's byte order
+// (a tap without TUNSETVNETLE/BE on a little-endian host)
+export const VIRTIO_NET_HDR_LEN = 10;
+export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+export const VIRTIO_NET_HDR_GSO_NONE = 0;
+export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+export const VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+
 // filesystem magic numbers (statfs f_type)
 export const PROC_SUPER_MAGIC = 0x9fa0;
 export const SYSFS_MAGIC = 0x62656572;

@@ -304,9 +304,9 @@ e2e('malformed and unexpected segments from the namespace: dropped or answered, 
   // nothing comes back for malformed headers or segments of unknown flows
   for (const k of ['badDoff', 'doffPastEnd', 'optsPastEnd', 'synFin', 'synRst', 'finOnly', 'ackUnknown', 'rstUnknown'])
     t.is(res[k], 'silent', k);
-  t.deepEqual(res.established, {
-    synAck: true, gapDupAcks: 2, inOrderAcked: true, oldAcked: true, badAckIgnored: true, stillWorks: true,
-  });
+  const { gapDupAcks, ...est } = res.established;
+  t.deepEqual(est, { synAck: true, inOrderAcked: true, oldAcked: true, badAckIgnored: true, stillWorks: true });
+  t.true(gapDupAcks >= 3, `a gap brings at least three duplicate ACKs (${gapDupAcks})`);
   t.is(res.afterwards, 'reply', 'a normal SYN is still answered');
   t.is((await srv.done).bytes, 3, 'a normal connection works afterwards');
   const st = tcpStats(r.stderr);

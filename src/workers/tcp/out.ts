@@ -14,22 +14,32 @@
  *   sent; otherwise what the host peer has acknowledged (bytes_acked + the
  *   guest's initial sequence), never moving backwards — so that the guest's
  *   retransmission logic covers the whole path.
- * - Window: tcpi_snd_wnd (the host peer's receive window), capped by the
- *   send-buffer estimate unless the peer is local or low-RTT, at most 16 MiB,
- *   at least 14600 during the handshake. A zero window sets ACK_TO_TAP_DUE so
- *   that it is polled again 10 ms later. On the data path the window is
- *   refreshed from TCP_INFO only when it is small (≤ 14600).
+ * - Window: tcpi_snd_wnd (the host peer's receive window) capped by the
+ *   send-buffer estimate — for a local or low-RTT peer the send-buffer
+ *   estimate alone — less what we acknowledged beyond the peer's own ACK
+ *   (those bytes still sit in the socket: without this the guest may send
+ *   more than sendmsg() takes, and has to retransmit); at most 16 MiB, at
+ *   least 14600 during the handshake. A zero window sets ACK_TO_TAP_DUE so
+ *   that it is polled again 10 ms later (and EPOLLOUT is watched). On the
+ *   data path the window is refreshed from TCP_INFO only when it is small
+ *   (≤ 14600).
  * - ACK_IF_NEEDED sends a pure ACK only if the ACK number or the window
- *   changed; DUP_ACK sends the same ACK twice (fast retransmit trigger).
+ *   changed; DUP_ACK sends the same ACK three more times (the guest's fast
+ *   retransmit needs three duplicates; the original sends one, which without
+ *   SACK leaves the guest to its retransmission timeout).
  * - Checksums are computed here: headers in JavaScript, payloads with the
  *   native sum (wire/checksum.ts).
  * - A full output ring drops the flag segment (counted); the caller keeps
  *   ACK_TO_TAP_DUE so that the ACK is retried.
  */
 import { native } from '../../shared/native';
-import { SOL_SOCKET, SO_SNDBUF, SO_LINGER } from '../../shared/linux';
+import {
+  SOL_SOCKET, SO_SNDBUF, SO_LINGER, VIRTIO_NET_HDR_LEN, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE,
+  VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
+} from '../../shared/linux';
+import { MAX_FRAME } from '../../shared/frameKinds';
 import { TCP_FLAG, writeTcpHeader, writeTcpSynOptions, TCP_SYN_OPTIONS_LEN, TCP_HEADER_LEN } from '../../shared/wire/tcp';
-import { sum16, csum, finish } from '../../shared/wire/checksum';
+import { sum16, csum, finish, fold } from '../../shared/wire/checksum';
 import { seqAfter, seqDiff } from '../../shared/wire/seq';
 import { TapOut } from '../l4/tapOut';
 import { log } from '../../shared/log';
@@ -43,7 +53,7 @@ const IPPROTO_TCP = 6;
 
 /** sendFlag(): send a pure ACK only if the ACK number or window changed. */
 export const ACK_IF_NEEDED = 0;
-/** sendFlag() modifier: send the ACK twice. */
+/** sendFlag() modifier: send the ACK and three duplicates of it. */
 export const DUP_ACK = 0x100;
 
 const CLOSING = TCP_EV.SOCK_FIN_RCVD | TCP_EV.SOCK_FIN_SENT | TCP_EV.TAP_FIN_RCVD | TCP_EV.TAP_FIN_SENT;
@@ -83,11 +93,10 @@ export function updateSeqAckWnd(ctx: TcpCtx, c: TcpConn, forceSeq: boolean, refr
       if (!refresh && prevWnd > WINDOW_DEFAULT) return c.seqAckToTap !== prevAck;
       if (!ctx.readInfo(c.sock)) return c.seqAckToTap !== prevAck;
     }
-    wnd = ctx.infoU32(TCPI.SND_WND);
     if (ctx.lowWmem) readSndbuf(c);
-    if (!near || ctx.hasBytesAcked) {
-      if (c.sndbuf < wnd) wnd = c.sndbuf;
-    }
+    // a local or low-RTT peer drains what we write at once: its window
+    // matters less than room in our send buffer
+    wnd = near ? c.sndbuf : Math.min(ctx.infoU32(TCPI.SND_WND), c.sndbuf);
     if (ctx.hasBytesAcked) {
       // The right edge we offer is where the host peer acknowledged plus
       // that room; bytes written but not yet acknowledged by the peer still
@@ -146,11 +155,11 @@ function emit(ctx: TcpCtx, c: TcpConn, tcpFlags: number, seq: number, ack: numbe
  */
 export function sendFlag(ctx: TcpCtx, c: TcpConn, flags: number): boolean {
   let tcpFlags = flags & 0xff;
-  if (!(flags & DUP_ACK)) {
+  {
     const changed = updateSeqAckWnd(ctx, c, tcpFlags !== 0, true);
     if (tcpFlags === 0) {
       if (!changed) {
-        if (c.seqAckToTap === c.seqFromTap) ctx.clearFlag(c, TCP_FL.ACK_TO_TAP_DUE);
+        if (c.seqAckToTap === c.seqFromTap && c.wndToTap) ctx.clearFlag(c, TCP_FL.ACK_TO_TAP_DUE);
         return true;
       }
       tcpFlags = TCP_FLAG.ACK;
@@ -166,7 +175,8 @@ export function sendFlag(ctx: TcpCtx, c: TcpConn, flags: number): boolean {
     return false;
   }
   if (flags & DUP_ACK) {
-    emit(ctx, c, tcpFlags, c.seqToTap, ack);
+    // three duplicates: the guest's fast retransmit wants dupthresh (3) of them
+    for (let i = 0; i < 3; i++) emit(ctx, c, tcpFlags, c.seqToTap, ack);
     ctx.stats.add('dupAcksSent');
   }
   if (tcpFlags & TCP_FLAG.FIN) c.seqFinToTap = c.seqToTap;
@@ -207,7 +217,10 @@ export function abortSock(c: TcpConn): void {
 /**
  * Writes the TCP header and the lower headers of a data segment whose
  * payload (len bytes) is already at l4 + 20, in the record whose data starts
- * at d; the caller ends the record.
+ * at d; the caller ends the record. With a virtio-net header (tap offloads),
+ * the payload is not summed: the header asks for checksum completion
+ * (NEEDS_CSUM, the TCP checksum field holding the pseudo-header sum), and a
+ * payload longer than the guest's MSS is a GSO frame the kernel segments.
  */
 export function fillDataSegment(ctx: TcpCtx, c: TcpConn, d: number, l4: number, seq: number, len: number): void {
   const o = ctx.out;
@@ -215,12 +228,43 @@ export function fillDataSegment(ctx: TcpCtx, c: TcpConn, d: number, l4: number, 
   const l4Len = TCP_HEADER_LEN + len;
   writeTcpHeader(u8, l4, c.ourPort, c.guestPort, seq, c.seqAckToTap, TCP_FLAG.ACK, windowField(c, false), 0);
   let acc = TapOut.pseudoSum(c.ourAddr, 0, c.guestAddr, 0, IPPROTO_TCP, l4Len);
-  acc = sum16(u8, l4, TCP_HEADER_LEN, acc);
-  acc = csum(u8, l4 + TCP_HEADER_LEN, len, acc);
-  const s = finish(acc);
+  let s: number;
+  if (o.vnetLen >= VIRTIO_NET_HDR_LEN) {
+    s = fold(acc);
+  } else {
+    acc = sum16(u8, l4, TCP_HEADER_LEN, acc);
+    acc = csum(u8, l4 + TCP_HEADER_LEN, len, acc);
+    s = finish(acc);
+  }
   u8[l4 + 16] = s >>> 8;
   u8[l4 + 17] = s & 0xff;
   o.writeHeaders(d, c.v4, c.ourAddr, 0, c.guestAddr, 0, IPPROTO_TCP, l4Len, c.flowLabel);
+  if (o.vnetLen >= VIRTIO_NET_HDR_LEN) {
+    const csumStart = l4 - d - o.vnetLen;
+    const gso = len > c.mss;
+    u8[d] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    u8[d + 1] = gso ? (c.v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6) : VIRTIO_NET_HDR_GSO_NONE;
+    const hdrLen = csumStart + TCP_HEADER_LEN;
+    u8[d + 2] = hdrLen & 0xff;
+    u8[d + 3] = hdrLen >>> 8;
+    const gsoSize = gso ? c.mss : 0;
+    u8[d + 4] = gsoSize & 0xff;
+    u8[d + 5] = gsoSize >>> 8;
+    u8[d + 6] = csumStart & 0xff;
+    u8[d + 7] = csumStart >>> 8;
+    u8[d + 8] = 16; // csum_offset: the TCP checksum field
+    u8[d + 9] = 0;
+  }
+}
+
+/**
+ * Payload bytes per frame towards the guest: its MSS, or with GSO (tap
+ * offloads) as many whole MSS as an Ethernet frame of 64 KiB holds.
+ */
+export function framePayload(ctx: TcpCtx, c: TcpConn): number {
+  if (ctx.out.vnetLen < VIRTIO_NET_HDR_LEN) return c.mss;
+  const room = MAX_FRAME - 14 - (c.v4 ? 20 : 40) - TCP_HEADER_LEN;
+  return room > c.mss ? room - (room % c.mss) : c.mss;
 }
 
 /** Bytes sent to the guest and not yet acknowledged (0 if it acked beyond). */

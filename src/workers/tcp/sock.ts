@@ -45,7 +45,7 @@ import { IOV_MAX, TCPI } from './ctx';
 import {
   TcpConn, TCP_EV, TCP_FL, MAX_WS, MAX_WINDOW, ourMss,
 } from './conn';
-import { sendFlag, resetConn, fillDataSegment, readSndbuf, updateSeqAckWnd } from './out';
+import { sendFlag, resetConn, fillDataSegment, readSndbuf, updateSeqAckWnd, framePayload } from './out';
 import { initialSeq } from './isn';
 
 /** Bytes per sockToTap call before yielding to other connections. */
@@ -99,16 +99,16 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
 
     const out = ctx.out;
     const ring = out.ring;
-    const mss = c.mss;
+    const seg = framePayload(ctx, c); // payload per frame
     const hdr = l4Offset(out.vnetLen, c.v4) + TCP_HEADER_LEN;
-    const d0 = ring.beginWrite(hdr + mss);
+    const d0 = ring.beginWrite(hdr + seg);
     if (d0 < 0) {
       st.add('ringWaits');
       return waitRing(ctx, c);
     }
-    const recSize = (16 + hdr + mss + 7) & ~7;
+    const recSize = (16 + hdr + seg + 7) & ~7;
     let n = Math.floor(ring.contiguousFree() / recSize);
-    const need = Math.ceil(budget / mss);
+    const need = Math.ceil(budget / seg);
     if (n > need) n = need;
     if (n > IOV_MAX - 1) n = IOV_MAX - 1;
     const offs = ctx.iovOffs;
@@ -117,8 +117,8 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
     const u8 = ring.u8;
     for (let i = 0; i < n; i++) {
       offs[k] = d0 + i * recSize + hdr;
-      const l = budget - i * mss;
-      lens[k] = l < mss ? l : mss;
+      const l = budget - i * seg;
+      lens[k] = l < seg ? l : seg;
       k++;
     }
     const r = !ctx.peekOff && sent
@@ -146,7 +146,7 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
     let seq = c.seqToTap;
     let left = r;
     for (let i = 0; left > 0; i++) {
-      const len = left < mss ? left : mss;
+      const len = left < seg ? left : seg;
       const d = d0 + i * recSize;
       fillDataSegment(ctx, c, d, d + hdr - TCP_HEADER_LEN, seq, len);
       ring.endWrite(hdr + len, FRAME_KIND.TO_GUEST);
