@@ -140,6 +140,33 @@ e2e('nothing lost at exit: what the command wrote just before it exited reaches 
   t.deepEqual(got, { bytes: part.length, hash: sha(part) });
 });
 
+e2e('lost frames both ways (test hook): retransmissions recover, byte-exact', async (t) => {
+  files();
+  const part = fs.readFileSync(big).subarray(0, 8 << 20);
+  const inF = tmpPath('part');
+  fs.writeFileSync(inF, part);
+  // the host answers with the hash of what it got, so the namespace waits for all of it
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    const h = createHash('sha256');
+    s.on('data', (d) => h.update(d));
+    s.on('end', () => s.end(`${h.digest('hex')}\n`));
+  });
+  await new Promise<void>((r) => srv.listen(10036, '127.0.0.1', () => r()));
+  const b = await source(10037, '::1', inF);
+  const out = tmpPath('out-part');
+  const r = await run(PASTA, ['--config-net', ...NOFWD, '-d', '--', 'sh', '-c',
+    `socat -t 30 - TCP:${GW4}:10036 < ${inF} && socat -u TCP:[${GW6}]:10037 OPEN:${out},creat,trunc`],
+  { timeoutMs: 60000, env: { ...process.env, PASST_TS_TCP_DROP: 'to=50,from=50' } });
+  srv.close();
+  b.close();
+  t.is(r.code, 0, r.stderr.slice(-2000));
+  t.is(r.stdout.trim(), sha(part));
+  t.is(sha(fs.readFileSync(out)), sha(part));
+  const st = tcpStats(r.stderr);
+  t.true(st.retransFast > 0, 'fast retransmit towards the namespace');
+  t.true(st.dupAcksSent > 0, 'duplicate ACKs for holes from the namespace');
+});
+
 e2e('half-close, namespace first: the host still answers after the namespace shut its side', async (t) => {
   files();
   const srv = net.createServer({ allowHalfOpen: true }, (s) => {

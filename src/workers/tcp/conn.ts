@@ -75,6 +75,8 @@ export const TCP_FL_NAMES = ['STALLED', 'LOCAL', 'ACTIVE_CLOSE', 'ACK_TO_TAP_DUE
 /** Timeouts in milliseconds (SPEC §4.9). */
 export const TCP_TIMEOUT = {
   ACK_TO_TAP: 10,
+  /** ACK of less than a full segment, unless data carries it first. */
+  ACK_DELAY: 1,
   SYN: 10_000,
   /** Our SYN to the guest is sent again this often until SYN times out. */
   SYN_RETRY: 1_000,
@@ -139,8 +141,12 @@ export class TcpConn {
   seqInitFromTap = 0;
   /** Sequence number of our FIN, when TAP_FIN_SENT. */
   seqFinToTap = 0;
-  /** Low 8 bits of seqFromTap when we last sent a duplicate ACK, or -1. */
-  seqDupAckApprox = -1;
+  /** seqFromTap when we last sent duplicate ACKs for a hole (valid if dupAckSent). */
+  seqDupAck = 0;
+  dupAckSent = false;
+  /** seqAckFromTap at our last fast retransmit (valid if retransFastDone). */
+  retransFastAt = 0;
+  retransFastDone = false;
 
   /** Usable window the guest advertised, in bytes (scaled, ≤ 16 MiB). */
   wndFromTap = 0;
@@ -193,7 +199,10 @@ export class TcpConn {
     this.ourPort = this.guestPort = this.flowLabel = 0;
     this.seqToTap = this.seqAckFromTap = this.seqFromTap = this.seqAckToTap = this.seqInitFromTap = 0;
     this.seqFinToTap = 0;
-    this.seqDupAckApprox = -1;
+    this.seqDupAck = 0;
+    this.dupAckSent = false;
+    this.retransFastAt = 0;
+    this.retransFastDone = false;
     this.wndFromTap = this.wndFromTapRaw = this.wndToTap = this.wsFromTap = this.wsToTap = 0;
     this.mss = MSS_DEFAULT;
     this.sndbuf = 0;

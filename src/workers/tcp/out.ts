@@ -23,8 +23,8 @@
  *   that it is polled again 10 ms later (and EPOLLOUT is watched). On the
  *   data path the window is refreshed from TCP_INFO only when it is small
  *   (≤ 14600).
- * - ACK_IF_NEEDED sends a pure ACK only if the ACK number or the window
- *   changed; DUP_ACK sends the same ACK three more times (the guest's fast
+ * - ACK_IF_NEEDED sends a pure ACK only if the ACK number changed or the
+ *   window opened from less than two MSS or grew by half; DUP_ACK sends the same ACK three more times (the guest's fast
  *   retransmit needs three duplicates; the original sends one, which without
  *   SACK leaves the guest to its retransmission timeout).
  * - Checksums are computed here: headers in JavaScript, payloads with the
@@ -67,7 +67,7 @@ export function readSndbuf(c: TcpConn): void {
  * Updates seqAckToTap and wndToTap (SPEC §4.6).
  * @param forceSeq acknowledge everything written to the socket
  * @param refresh read TCP_INFO for the window even when it is large
- * @returns true if the ACK number or the window changed
+ * @returns true if the ACK number changed or the window grew enough to tell
  */
 export function updateSeqAckWnd(ctx: TcpCtx, c: TcpConn, forceSeq: boolean, refresh: boolean): boolean {
   const prevAck = c.seqAckToTap;
@@ -113,7 +113,11 @@ export function updateSeqAckWnd(ctx: TcpCtx, c: TcpConn, forceSeq: boolean, refr
   c.wndToTap = field << c.wsToTap;
   if (field === 0) ctx.setFlag(c, TCP_FL.ACK_TO_TAP_DUE);
   if ((prevWnd === 0) !== (field === 0)) ctx.updateEpoll(c);
-  return c.wndToTap !== prevWnd || c.seqAckToTap !== prevAck;
+  if (c.seqAckToTap !== prevAck) return true;
+  // a window update alone is worth a segment when it opens a small window
+  // or grows it by half; a shrinking one waits for the next ACK
+  const w = c.wndToTap;
+  return w > prevWnd && (prevWnd < 2 * c.mss || w - prevWnd >= prevWnd >> 1);
 }
 
 /** Window field for a segment of c. */

@@ -23,12 +23,14 @@
  *   leave the socket), the window updated; a pure ACK repeating the highest
  *   ACK with an unchanged window while data is outstanding, when it is the
  *   last ACK of the batch, is a duplicate → fast retransmit (RFC 5681 §3.2,
- *   simplified). Data: segments before seqFromTap are dropped (≤ 1 byte:
+ *   simplified; once per ACK value, as the duplicates of segments sent before
+ *   the rewind keep coming). Data: segments before seqFromTap are dropped (≤ 1 byte:
  *   keep-alive, answered with an ACK), overlaps trimmed, gaps held while
  *   later segments fill them; all in-order bytes go out in one sendmsg(). A
  *   gap left over → duplicate ACK (once per seqFromTap value). EAGAIN or a
  *   partial write consume what the kernel took; EPIPE acknowledges and
- *   resets. A FIN after all data → shutdown(SHUT_WR), ACK. After the guest's
+ *   resets. Less than a full segment is acknowledged after 1 ms unless data
+ *   from the socket carries the ACK first (a request's answer usually does). A FIN after all data → shutdown(SHUT_WR), ACK. After the guest's
  *   FIN only ACKs are processed.
  * - Malformed or unexpected input (SYN in an established connection, ACK
  *   beyond what we sent, bad data offset — filtered before) is a counted
@@ -360,8 +362,13 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
     }
     if (c.dead) return;
   }
+  if (dup && ackSeen && c.retransFastAt === c.seqAckFromTap && c.retransFastDone) {
+    dup = false; // already resent from this ACK: the rest of its duplicates were in flight
+  }
   if (dup && ackSeen) {
     st.add('retransFast');
+    c.retransFastAt = c.seqAckFromTap;
+    c.retransFastDone = true;
     if (!rewind(ctx, c)) return resetConn(ctx, c, 'peek offset');
   }
 
@@ -459,10 +466,13 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
   }
 
   if (keep >= 0 && !partial) {
-    // a gap is left: ask for the missing bytes with a duplicate ACK, once
-    // per seqFromTap value (8-bit approximation)
-    if (c.seqDupAckApprox !== (c.seqFromTap & 0xff)) {
-      c.seqDupAckApprox = c.seqFromTap & 0xff;
+    // a gap is left: ask for the missing bytes with duplicate ACKs, once per
+    // hole (the original keeps only 8 bits of seqFromTap for this, which
+    // never change when segments are multiples of 256 bytes: a second hole
+    // then got no ACK at all)
+    if (c.seqDupAck !== c.seqFromTap || !c.dupAckSent) {
+      c.seqDupAck = c.seqFromTap;
+      c.dupAckSent = true;
       sendFlag(ctx, c, TCP_FLAG.ACK | DUP_ACK);
     }
     return;
@@ -480,7 +490,11 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
   if (keepalive) {
     st.add('keepalives');
     sendFlag(ctx, c, TCP_FLAG.ACK);
-  } else if (total || ackSeen) {
+  } else if (total >= c.mssToTap) {
     sendFlag(ctx, c, ACK_IF_NEEDED);
+  } else if (total) {
+    // a small segment, likely a request: its answer, if quick, carries the
+    // ACK (one frame and one guest wake-up fewer per round trip)
+    ctx.delayAck(c);
   }
 }

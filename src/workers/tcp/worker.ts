@@ -22,10 +22,11 @@
  *   500 ms or a closed window: when the command exits, its sockets' FINs
  *   follow their data),
  *   bounded by the drain deadline, so that what a command wrote just before
- *   it exited still reaches the host sockets; then every socket's receive
- *   queue is discarded (so close() ends the host side gracefully instead of
- *   resetting it) and every socket closed: the kernel delivers what is
- *   queued.
+ *   it exited still reaches the host sockets; then sockets close: gracefully
+ *   where the guest finished (the receive queue discarded first, so close()
+ *   does not turn into a reset; the kernel delivers what is queued), with a
+ *   reset where it did not (the host peer must not take a truncated stream
+ *   for a complete one).
  */
 import { WorkerLoop } from '../loop';
 import type { ControlMsg, L4Init } from '../../shared/messages';
@@ -41,10 +42,12 @@ import { TcpView } from '../../shared/wire/tcp';
 import { log } from '../../shared/log';
 import { TapOut } from '../l4/tapOut';
 import { TcpCtx } from './ctx';
-import { TCP_EV, TCP_FL } from './conn';
+import { TCP_EV, TCP_FL, TcpConn } from './conn';
+import { monotonicMs } from '../../shared/time';
 import { TapBatch, BATCH_MAX, tapHandler } from './tap';
 import { sockHandler, sockToTap, connFromSock } from './sock';
 import { runTimers } from './timer';
+import { abortSock } from './out';
 import { ListenerSet } from './listeners';
 import { acceptPath, SplicePath } from './spliceApi';
 import { createSplicePath } from './splice';
@@ -221,10 +224,26 @@ export class TcpWorker extends WorkerLoop<L4Init> {
         b.n++;
       }
       st.v[this.stBatches]++;
-      tapHandler(this.ctx, b, v);
+      if (this.ctx.dropFromEvery) this.testDropBatch();
+      if (b.n) tapHandler(this.ctx, b, v);
       if (ring.release()) this.producer.wake();
     }
     return true;
+  }
+
+  /** Test hook: loses guest data frames of the batch (PASST_TS_TCP_DROP). */
+  private testDropBatch(): void {
+    const b = this.batch;
+    const v = this.view;
+    let k = 0;
+    for (let i = 0; i < b.n; i++) {
+      v.reset(b.off[i], b.len[i]);
+      if (v.payloadLen && this.ctx.testDrop(false)) continue;
+      b.off[k] = b.off[i];
+      b.len[k] = b.len[i];
+      k++;
+    }
+    b.n = k;
   }
 
   protected hasInput(): boolean {
@@ -248,13 +267,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     if (this.ring.peek() >= 0) return false;
     if (this.splice && !this.splice.drained(now)) return false;
     const ctx = this.ctx;
-    for (const c of ctx.conns) {
-      if (!c || c.dead) continue;
-      if (c.events & TCP_EV.TAP_FIN_RCVD) continue;
-      if (!(c.events & (TCP_EV.ESTABLISHED | TCP_EV.TAP_SYN_RCVD))) continue;
-      // the guest may hold data while our window is closed, or between segments
-      if (c.wndToTap === 0 || now - c.lastActivity < DRAIN_QUIET_MS) return false;
-    }
+    for (const c of ctx.conns) if (c && !c.dead && mayHoldGuestData(c, now)) return false;
     return true;
   }
 
@@ -262,10 +275,18 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     const ctx = this.ctx;
     this.listeners.closeAll();
     let n = 0;
+    const now = monotonicMs();
     for (const c of ctx.conns) {
       if (!c || c.dead || c.sock < 0) continue;
-      // unread data would make close() reset the host side and drop what we queued
-      native.recvDiscard(c.sock, 0x7fffffff, MSG_DONTWAIT);
+      if (mayHoldGuestData(c, now)) {
+        // the guest's side is cut short: a reset tells the host peer so,
+        // where a FIN would pass a truncated stream for a complete one
+        abortSock(c);
+      } else {
+        // unread data would make close() reset the host side and drop
+        // what we queued
+        native.recvDiscard(c.sock, 0x7fffffff, MSG_DONTWAIT);
+      }
       native.close(c.sock);
       c.sock = -1;
       n++;
@@ -273,6 +294,16 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     ctx.out.flush();
     if (log.debugOn) log.debug(`TCP: closed ${n} connections at exit`);
   }
+}
+
+/**
+ * At quit: the guest may still have data for this connection (no FIN yet,
+ * and recent activity or a window we keep closed).
+ */
+function mayHoldGuestData(c: TcpConn, now: number): boolean {
+  if (c.events & TCP_EV.TAP_FIN_RCVD) return false;
+  if (!(c.events & (TCP_EV.ESTABLISHED | TCP_EV.TAP_SYN_RCVD))) return false;
+  return c.wndToTap === 0 || now - c.lastActivity < DRAIN_QUIET_MS;
 }
 
 /** Same addresses and ports (the frames' IP and TCP headers). */
