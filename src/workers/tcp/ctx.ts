@@ -76,6 +76,8 @@ export class TcpCtx {
   ringWaiters: number[] = [];
   /** The current loop iteration's clock (ms). */
   now = 0;
+  /** Last time less than a full segment moved either way (request/response traffic). */
+  smallAt = -1e9;
 
   // capabilities found by probe()
   peekOff = false;

@@ -156,6 +156,7 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
       st.v[ctx.stSegsToTap]++;
     }
     out.markDirty();
+    if (r < seg) ctx.smallAt = ctx.now;
     c.seqToTap = seq;
     st.v[ctx.stBytesToTap] += r;
     ctx.setFlag(c, TCP_FL.ACK_FROM_TAP_DUE);

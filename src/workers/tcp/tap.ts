@@ -493,6 +493,7 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
   } else if (total >= c.mssToTap) {
     sendFlag(ctx, c, ACK_IF_NEEDED);
   } else if (total) {
+    ctx.smallAt = ctx.now;
     // a small segment, likely a request: its answer, if quick, carries the
     // ACK (one frame and one guest wake-up fewer per round trip)
     ctx.delayAck(c);
