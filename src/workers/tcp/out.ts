@@ -24,11 +24,15 @@
  *   data path the window is refreshed from TCP_INFO only when it is small
  *   (≤ 14600).
  * - ACK_IF_NEEDED sends a pure ACK only if the ACK number changed or the
- *   window opened from less than two MSS or grew by half; DUP_ACK sends the same ACK three more times (the guest's fast
- *   retransmit needs three duplicates; the original sends one, which without
- *   SACK leaves the guest to its retransmission timeout).
- * - Checksums are computed here: headers in JavaScript, payloads with the
- *   native sum (wire/checksum.ts).
+ *   window opened from less than two MSS or grew by half. DUP_ACK sends the
+ *   ACK and three duplicates of it (the guest's fast retransmit wants three;
+ *   the original sends one, which without SACK leaves the guest to its
+ *   retransmission timeout).
+ * - Checksums: headers in JavaScript, payloads with the native sum
+ *   (wire/checksum.ts) — or, with the tap's virtio-net header, not at all:
+ *   data frames ask for checksum completion (NEEDS_CSUM) and, when longer
+ *   than the guest's MSS, for segmentation (GSO), so that one 64 KiB frame
+ *   carries many MSS-sized segments even at MTU 1500.
  * - A full output ring drops the flag segment (counted); the caller keeps
  *   ACK_TO_TAP_DUE so that the ACK is retried.
  */

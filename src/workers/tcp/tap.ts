@@ -23,15 +23,18 @@
  *   leave the socket), the window updated; a pure ACK repeating the highest
  *   ACK with an unchanged window while data is outstanding, when it is the
  *   last ACK of the batch, is a duplicate → fast retransmit (RFC 5681 §3.2,
- *   simplified; once per ACK value, as the duplicates of segments sent before
- *   the rewind keep coming). Data: segments before seqFromTap are dropped (≤ 1 byte:
- *   keep-alive, answered with an ACK), overlaps trimmed, gaps held while
- *   later segments fill them; all in-order bytes go out in one sendmsg(). A
- *   gap left over → duplicate ACK (once per seqFromTap value). EAGAIN or a
- *   partial write consume what the kernel took; EPIPE acknowledges and
- *   resets. Less than a full segment is acknowledged after 1 ms unless data
- *   from the socket carries the ACK first (a request's answer usually does). A FIN after all data → shutdown(SHUT_WR), ACK. After the guest's
- *   FIN only ACKs are processed.
+ *   simplified), once per ACK value (the duplicates of segments sent before
+ *   the rewind keep coming).
+ * - Data: segments before seqFromTap are dropped (≤ 1 byte behind, or a
+ *   pure ACK behind: keep-alive, answered with an ACK), overlaps trimmed,
+ *   gaps held while later segments of the batch fill them; all in-order
+ *   bytes go out in one sendmsg(). A gap left over → the ACK and three
+ *   duplicates, once per hole (exact seqFromTap, not the original's 8 bits).
+ *   EAGAIN or a partial write consume what the kernel took; EPIPE
+ *   acknowledges and resets. A full segment or more is acknowledged at once;
+ *   less within 1 ms, unless data from the socket carries the ACK first (a
+ *   request's answer usually does). A FIN after all data → shutdown(SHUT_WR)
+ *   and an ACK; after the guest's FIN only ACKs are processed.
  * - Malformed or unexpected input (SYN in an established connection, ACK
  *   beyond what we sent, bad data offset — filtered before) is a counted
  *   drop, never an exception.

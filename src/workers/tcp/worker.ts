@@ -304,6 +304,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected beforeSleep(): void {
     this.ctx.out.flush();
+    // hasInput()'s re-check may have written a WRAP record: publish it too
+    this.ctx.out.ring.publish();
     if (this.ring.release()) this.producer.wake();
   }
 
