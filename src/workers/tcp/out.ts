@@ -196,6 +196,11 @@ export function sendFlag(ctx: TcpCtx, c: TcpConn, flags: number): boolean {
   return true;
 }
 
+/** Zero-window probe: a pure ACK one sequence number behind, which the guest answers with its window. */
+export function sendProbe(ctx: TcpCtx, c: TcpConn): void {
+  emit(ctx, c, TCP_FLAG.ACK, (c.seqAckFromTap - 1) >>> 0, c.seqAckToTap);
+}
+
 /**
  * Resets the connection towards the guest (RST, with ACK once the guest's
  * sequence is known so that a guest in SYN-SENT accepts it: its connect()

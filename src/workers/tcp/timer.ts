@@ -13,7 +13,8 @@
  *     ACK_TIMEOUT 2 s after the last data segment we sent → rewind to the
  *     guest's ACK and send again; the 8th expiry without progress → RST.
  *     With a zero window from the guest this is the persist timer instead: a
- *     one-byte probe, without counting towards the reset;
+ *     window probe (an ACK one byte behind, as Linux sends, which the guest
+ *     answers with its window), without counting towards the reset;
  *   - FIN_TIMEOUT 60 s once SOCK_FIN_SENT and TAP_FIN_ACKED are both set
  *     (→ RST; normally the connection is closed before);
  *   - ACT_TIMEOUT 7200 s after the last activity → RST (SPEC §13 item 1:
@@ -24,7 +25,7 @@
  */
 import type { TcpCtx } from './ctx';
 import { TcpConn, TCP_EV, TCP_FL, TCP_MAX_RETRANS, TCP_TIMEOUT } from './conn';
-import { sendFlag, resetConn, ACK_IF_NEEDED, alreadySent } from './out';
+import { sendFlag, sendProbe, resetConn, ACK_IF_NEEDED, alreadySent } from './out';
 import { sockToTap, rewind } from './sock';
 import { TCP_FLAG } from '../../shared/wire/tcp';
 
@@ -58,7 +59,7 @@ export function timerHandler(ctx: TcpCtx, c: TcpConn, now: number): void {
     c.flags &= ~TCP_FL.ACK_FROM_TAP_DUE;
     c.rtoAt = Infinity;
     if (!(c.events & TCP_EV.ESTABLISHED)) {
-      if (c.events & TCP_EV.SOCK_ACCEPTED && now - c.openedAt < TCP_TIMEOUT.SYN - TCP_TIMEOUT.SYN_RETRY) {
+      if (c.events & TCP_EV.SOCK_ACCEPTED && now - c.openedAt < TCP_TIMEOUT.SYN) {
         // our SYN may have met an address still in DAD: send it again
         c.seqToTap = (c.seqToTap - 1) >>> 0;
         sendFlag(ctx, c, TCP_FLAG.SYN);
@@ -72,13 +73,9 @@ export function timerHandler(ctx: TcpCtx, c: TcpConn, now: number): void {
     if ((c.events & (TCP_EV.SOCK_FIN_SENT | TCP_EV.TAP_FIN_ACKED)) === (TCP_EV.SOCK_FIN_SENT | TCP_EV.TAP_FIN_ACKED))
       return resetConn(ctx, c, 'FIN timeout');
     if (c.wndFromTap === 0) {
-      // persist: probe the zero window with one byte
+      // persist: a probe the guest answers with its current window
       ctx.stats.add('windowProbes');
-      if (!rewind(ctx, c)) return resetConn(ctx, c, 'peek offset');
-      c.wndFromTap = 1;
-      sockToTap(ctx, c);
-      if (c.dead) return;
-      if (c.wndFromTap === 1) c.wndFromTap = 0;
+      sendProbe(ctx, c);
       ctx.setFlag(c, TCP_FL.ACK_FROM_TAP_DUE);
     } else if (alreadySent(c) > 0) {
       if (c.retrans >= TCP_MAX_RETRANS) return resetConn(ctx, c, 'retransmission limit');
