@@ -181,6 +181,8 @@ export class TcpConn {
   lastActivity = 0;
   /** When the connection was created (ms). */
   openedAt = 0;
+  /** Last time a full segment moved either way (ms): bulk traffic, not requests. */
+  bulkAt = -1e9;
 
   /** Resets the state for a new connection on flow index idx. */
   reset(idx: number): void {
@@ -213,6 +215,7 @@ export class TcpConn {
     this.heapedAt = Infinity;
     this.lastActivity = 0;
     this.openedAt = 0;
+    this.bulkAt = -1e9;
   }
 
   has(ev: number): boolean {

@@ -156,7 +156,8 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
       st.v[ctx.stSegsToTap]++;
     }
     out.markDirty();
-    if (r < seg) ctx.smallAt = ctx.now;
+    if (r >= seg) c.bulkAt = ctx.now;
+    else if (ctx.now - c.bulkAt >= 2) ctx.smallAt = ctx.now;
     c.seqToTap = seq;
     st.v[ctx.stBytesToTap] += r;
     ctx.setFlag(c, TCP_FL.ACK_FROM_TAP_DUE);

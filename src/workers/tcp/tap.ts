@@ -60,6 +60,9 @@ import {
 } from './sock';
 import { initialSeq } from './isn';
 
+/** Full segments this recent make a connection "bulk": no delayed ACK, no polling. */
+const BULK_MS = 2;
+
 /** Most frames in one batch. */
 export const BATCH_MAX = 256;
 
@@ -493,7 +496,8 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
   if (keepalive) {
     st.add('keepalives');
     sendFlag(ctx, c, TCP_FLAG.ACK);
-  } else if (total >= c.mssToTap) {
+  } else if (total >= c.mssToTap || ctx.now - c.bulkAt < BULK_MS) {
+    if (total >= c.mssToTap) c.bulkAt = ctx.now;
     sendFlag(ctx, c, ACK_IF_NEEDED);
   } else if (total) {
     ctx.smallAt = ctx.now;
