@@ -92,9 +92,8 @@ async function tForms(t: import('ava').ExecutionContext, extra: string[]): Promi
 e2e('-t forms (spliced): port, range, A:B, ranges mapped, exclusion, address, [address], %interface, address%interface, combined',
   (t) => tForms(t, []));
 
-// The same through the tap (--no-splice): expected to fail until TCP over the
-// tap lands; ava then reports it as passing unexpectedly — drop `.failing`.
-(inTestNs() ? test.serial.failing : test.skip)('-t forms through the tap (--no-splice)', (t) => tForms(t, ['--no-splice']));
+// The same through the tap (--no-splice).
+e2e('-t forms through the tap (--no-splice)', (t) => tForms(t, ['--no-splice']));
 
 e2e('-T forms: port, A:B, ranges mapped, exclusion, combined', async (t) => {
   const servers = await hostWhoami('127.0.0.1', [12430, 12441, 12442, 12443, 12434, 12435, 12436]);

@@ -316,7 +316,10 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   }
 
   protected drained(now: number): boolean {
-    if (this.ring.peek() >= 0) return false;
+    // connections still in a backlog may hold what the command wrote last
+    this.listeners.acceptPending(now);
+    this.ctx.now = now;
+    if (this.ring.peek() >= 0 || this.ctx.hasClosed()) return false;
     if (this.splice && !this.splice.drained(now)) return false;
     const ctx = this.ctx;
     for (const c of ctx.conns) if (c && !c.dead && mayHoldGuestData(c, now)) return false;
