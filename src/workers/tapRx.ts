@@ -77,7 +77,17 @@ class TapRx extends WorkerLoop<TapRxInit> {
   private readonly tcp: Out[];
   private readonly udp: Out;
   private readonly tx: Out;
-  private readonly views: FrameViews[];
+  /** Views over each ring a batch can be read into (TCP shards, UDP). */
+  private readonly views: Map<Out, FrameViews>;
+  /**
+   * The ring the next batch is read into: the one that kept most frames of
+   * the last batch, so bulk traffic of either protocol is never copied in
+   * user space (passt's stream reader always uses the TCP ring: it may park
+   * a partial frame there).
+   */
+  private target: Out;
+  private lastTcp = 0;
+  private lastUdp = 0;
   private readonly ctx: ServiceContext;
   private readonly guest: GuestState;
   private readonly stats: Stats<'tapRx'>;
@@ -101,7 +111,8 @@ class TapRx extends WorkerLoop<TapRxInit> {
     this.tcp = i.toTcp.map((o) => new Out(o));
     this.udp = new Out(i.toUdp);
     this.tx = new Out(i.toTx);
-    this.views = this.tcp.map((o) => new FrameViews(o.ring.u8));
+    this.views = new Map([...this.tcp, this.udp].map((o) => [o, new FrameViews(o.ring.u8)] as [Out, FrameViews]));
+    this.target = this.tcp[0];
     this.stats = new Stats('tapRx', i.stats);
     this.pcap = i.pcapFd >= 0 ? new PcapWriter(i.pcapFd) : null;
     this.guest = new GuestState(i.guestState);
@@ -178,7 +189,7 @@ class TapRx extends WorkerLoop<TapRxInit> {
   }
 
   protected hasInput(): boolean {
-    if (this.blocked) return this.tcp[0].ring.beginWrite(this.maxRead) >= 0;
+    if (this.blocked) return this.target.ring.beginWrite(this.maxRead) >= 0;
     return this.tapfd >= 0 && this.readable;
   }
 
@@ -217,7 +228,8 @@ class TapRx extends WorkerLoop<TapRxInit> {
   protected work(now: number): boolean {
     this.raTimer(now);
     if (this.tapfd < 0 || !this.readable) return false;
-    const out = this.tcp[0];
+    if (!this.blocked && !this.stream) this.target = this.lastUdp > this.lastTcp ? this.udp : this.tcp[0];
+    const out = this.target;
     const ring = out.ring;
     const dataOff = ring.beginWrite(this.maxRead);
     if (dataOff < 0) {
@@ -239,10 +251,11 @@ class TapRx extends WorkerLoop<TapRxInit> {
     if (n > 0) this.stats.add('batches');
     let pos = dataOff - 16;
     let kept = 0;
+    if (n > 0) this.lastTcp = this.lastUdp = 0;
     for (let i = 0; i < n; i++) {
       const len = this.lens[i];
       const recOff = pos + 16;
-      const kind = this.handleFrame(ring.u8, recOff, len, now);
+      const kind = this.handleFrame(out, recOff, len, now);
       if (kind < 0) {
         ring.endWrite(len, -2 /* SKIP */);
       } else {
@@ -252,7 +265,7 @@ class TapRx extends WorkerLoop<TapRxInit> {
       pos = (pos + 16 + len + 7) & ~7;
     }
     if (kept > 0 || this.stream) out.dirty = n > 0;
-    // nothing stayed for the TCP worker: reuse the space instead of waking it
+    // nothing stayed for this ring's worker: reuse the space instead of waking it
     // to pass over SKIP records (the stream reader may park a partial frame
     // behind these records, so passt always publishes)
     else if (n > 0) ring.rollback();
@@ -292,10 +305,13 @@ class TapRx extends WorkerLoop<TapRxInit> {
   private meta2 = 0;
 
   /**
-   * Handles one frame in the TCP ring at u8[recOff, recOff+len) (vnet header
-   * first). Returns the record kind to keep it there, or -1 to skip it.
+   * Handles one frame read into ring `inRing` at u8[recOff, recOff+len)
+   * (vnet header first). Returns the record kind to keep it there (it is for
+   * that ring's worker), or -1 to skip it (answered, copied elsewhere, or
+   * dropped).
    */
-  private handleFrame(u8: Uint8Array, recOff: number, len: number, now: number): number {
+  private handleFrame(inRing: Out, recOff: number, len: number, now: number): number {
+    const u8 = inRing.ring.u8;
     const st = this.stats;
     st.v[0]++; // frames
     st.v[1] += len; // bytes
@@ -305,7 +321,7 @@ class TapRx extends WorkerLoop<TapRxInit> {
     this.pcap?.write(u8, off, flen);
     if (flen < 14) { st.add('tooShort'); return -1; }
     if (flen > MAX_FRAME) { st.add('tooLong'); return -1; }
-    const fv = this.views[0];
+    const fv = this.views.get(inRing) as FrameViews;
     const layer = fv.parse(off, flen);
     noteGuestFrame(this.ctx, u8, off, flen);
     this.guest.setFlags(this.ctx.ip6.hasAddrSeen, this.ctx.ip6.hasAddrLlSeen);
@@ -358,18 +374,16 @@ class TapRx extends WorkerLoop<TapRxInit> {
     if (proto === IP_PROTO.TCP) {
       if (cfg.noTcp) { st.add('otherL4'); return -1; }
       st.add('tcp');
+      this.lastTcp++;
       const kind = v4 ? FRAME_KIND.TCP4 : FRAME_KIND.TCP6;
-      if (this.tcp.length === 1) return kind;
-      const shard = flowHash(u8, l3Off, l4Off, v4) % this.tcp.length;
-      if (shard === 0) return kind;
-      this.copyTo(this.tcp[shard], u8, recOff, len, kind);
-      return -1;
+      const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, l3Off, l4Off, v4) % this.tcp.length];
+      return this.keepOrCopy(inRing, dest, u8, recOff, len, kind);
     }
     if (proto === IP_PROTO.UDP) {
       if (cfg.noUdp) { st.add('otherL4'); return -1; }
       st.add('udp');
-      this.copyTo(this.udp, u8, recOff, len, v4 ? FRAME_KIND.UDP4 : FRAME_KIND.UDP6);
-      return -1;
+      this.lastUdp++;
+      return this.keepOrCopy(inRing, this.udp, u8, recOff, len, v4 ? FRAME_KIND.UDP4 : FRAME_KIND.UDP6);
     }
     if (proto === IP_PROTO.ICMP || proto === IP_PROTO.ICMPV6) {
       // NDP was consumed above; only echo requests are forwarded (SPEC §6)
@@ -379,10 +393,16 @@ class TapRx extends WorkerLoop<TapRxInit> {
         return -1;
       }
       st.add('icmp');
-      this.copyTo(this.udp, u8, recOff, len, v4 ? FRAME_KIND.ICMP4 : FRAME_KIND.ICMP6);
-      return -1;
+      return this.keepOrCopy(inRing, this.udp, u8, recOff, len, v4 ? FRAME_KIND.ICMP4 : FRAME_KIND.ICMP6);
     }
     st.add('otherL4');
+    return -1;
+  }
+
+  /** Keeps the frame where it was read if that is its worker's ring (returns kind), else copies it there (-1). */
+  private keepOrCopy(inRing: Out, dest: Out, u8: Uint8Array, off: number, len: number, kind: number): number {
+    if (inRing === dest) return kind;
+    this.copyTo(dest, u8, off, len, kind);
     return -1;
   }
 
