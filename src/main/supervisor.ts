@@ -25,6 +25,7 @@ import type {
 import { FrameRing } from '../shared/ring/frameRing';
 import { Waker, WakerHandle } from '../shared/ring/waker';
 import { GuestState } from '../shared/guestState';
+import { TxGate } from '../shared/txGate';
 import { Stats, Role } from '../shared/stats';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
@@ -92,6 +93,17 @@ export class Supervisor {
     const rxTx = pair(RING.TAP_TO_TX, wakers.tapRx, wakers.tapTx);
     const tcpTx = wakers.tcp.map((w) => pair(RING.TCP_TO_TX, w, wakers.tapTx));
     const udpTx = pair(RING.UDP_TO_TX, wakers.udp, wakers.tapTx);
+    // tap-TX's inputs are [rxTx, udpTx, ...tcpTx]; L4 workers may write to the
+    // guest themselves when tap-TX holds nothing of theirs (txGate.ts). On by
+    // default for passt's stream socket; off for pasta's tap, where a write
+    // runs the namespace's receive path in the writer's thread and tap-TX
+    // doing it in parallel measured faster (tcp_out_tap 8.4 vs 5.4 Gbit/s).
+    const txGate = TxGate.allocate();
+    const direct = process.env.PASST_TS_DIRECT_TX;
+    if (o.backend === 'stream' ? direct !== '0' : direct === '1') {
+      udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
+      tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
+    }
 
     const common = (role: Role, waker: WakerHandle, shard = 0) => ({
       role, shard, cfg: o.cfg, logLevel: o.logLevel, logTarget: o.logTarget, waker,
@@ -103,7 +115,7 @@ export class Supervisor {
     };
     const tx: TapTxInit = {
       ...common('tapTx', wakers.tapTx), role: 'tapTx', tapfd: o.tapfd, backend: o.backend, vnetLen: o.vnetLen,
-      inputs: [rxTx.in, udpTx.in, ...tcpTx.map((p) => p.in)], pcapFd: o.pcapFd,
+      inputs: [rxTx.in, udpTx.in, ...tcpTx.map((p) => p.in)], pcapFd: o.pcapFd, txGate,
     };
     const tcps: L4Init[] = wakers.tcp.map((w, i) => ({
       ...common('tcp', w, i), role: 'tcp', fromTap: rxTcp[i].in, toTx: tcpTx[i].out, vnetLen: o.vnetLen,

@@ -52,10 +52,25 @@ export interface RingIn {
   producer: WakerHandle;
 }
 
+/**
+ * Lets the producer of a ring towards tap-TX write its frames to the guest
+ * itself when tap-TX holds nothing of it (txGate.ts).
+ */
+export interface DirectTx {
+  /** The writer gate shared with tap-TX. */
+  gate: SharedArrayBuffer;
+  /** This ring's index among tap-TX's inputs (for a half-sent frame). */
+  input: number;
+  backend: Backend;
+  pcapFd: number;
+}
+
 /** One output ring and the consumer to wake when records are published. */
 export interface RingOut {
   ring: SharedArrayBuffer;
   consumer: WakerHandle;
+  /** Direct writes to the guest allowed (L4 rings towards tap-TX). */
+  direct?: DirectTx;
 }
 
 export interface TapRxInit extends WorkerCommon {
@@ -81,6 +96,8 @@ export interface TapTxInit extends WorkerCommon {
   /** Inputs in priority order: link-service replies first. */
   inputs: RingIn[];
   pcapFd: number;
+  /** Writer gate shared with the L4 workers' direct writes (txGate.ts). */
+  txGate: SharedArrayBuffer;
 }
 
 export interface L4Init extends WorkerCommon {

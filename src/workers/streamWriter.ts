@@ -23,6 +23,16 @@ export class StreamWriter {
     this.partial = 0;
   }
 
+  /** Bytes of the first pending frame (length prefix included) already sent. */
+  get partialBytes(): number {
+    return this.partial;
+  }
+
+  /** Resumes a frame another writer left half sent (txGate.ts). */
+  setPartial(bytes: number): void {
+    this.partial = bytes;
+  }
+
   /**
    * Sends frames first … first+count-1 (frame i at u8[offs[i], +lens[i]])
    * in order. Returns how many were sent completely (>= 0; 0 with nothing

@@ -14,6 +14,10 @@
  * - pcap: every frame sent is recorded (without the virtio-net header).
  * - Without a guest connection (passt between clients), frames are
  *   dropped and counted.
+ * - Writer gate (txGate.ts): L4 workers write their own frames when tap-TX
+ *   holds nothing of theirs; tap-TX holds the gate for each pass over its
+ *   inputs, and a frame someone left half sent on passt's stream is
+ *   completed before anything else.
  */
 import { WorkerLoop } from './loop';
 import type { ControlMsg, TapTxInit } from '../shared/messages';
@@ -26,6 +30,7 @@ import { Stats } from '../shared/stats';
 import { PcapWriter } from '../shared/pcapWriter';
 import { StreamWriter } from './streamWriter';
 import { monotonicMs } from '../shared/time';
+import { TxGate } from '../shared/txGate';
 
 const BATCH = 128;
 
@@ -58,6 +63,9 @@ class TapTx extends WorkerLoop<TapTxInit> {
    * must follow its first bytes.
    */
   private resume: Input | null = null;
+  private readonly gate: TxGate;
+  /** This thread holds the gate (control messages may arrive while it does). */
+  private locked = false;
 
   constructor() {
     super();
@@ -68,6 +76,20 @@ class TapTx extends WorkerLoop<TapTxInit> {
     this.stats = new Stats('tapTx', i.stats);
     this.pcap = i.pcapFd >= 0 ? new PcapWriter(i.pcapFd) : null;
     this.stream = i.backend === 'stream' ? new StreamWriter() : null;
+    this.gate = new TxGate(i.txGate);
+    this.withGate(() => { this.gate.fd = this.tapfd; });
+  }
+
+  private withGate<T>(fn: () => T): T {
+    if (this.locked) return fn();
+    this.gate.lock();
+    this.locked = true;
+    try {
+      return fn();
+    } finally {
+      this.locked = false;
+      this.gate.unlock();
+    }
   }
 
   protected onControl(msg: ControlMsg): void {
@@ -77,6 +99,10 @@ class TapTx extends WorkerLoop<TapTxInit> {
       this.blocked = false;
       this.resume = null;
       this.stream?.reset();
+      this.withGate(() => {
+        this.gate.fd = msg.fd;
+        this.gate.partial = -1;
+      });
       this.post({ type: 'tapAck', seq: msg.seq });
     }
   }
@@ -105,27 +131,43 @@ class TapTx extends WorkerLoop<TapTxInit> {
 
   protected work(): boolean {
     if (this.blocked) return false;
+    return this.withGate(() => this.workLocked());
+  }
+
+  private workLocked(): boolean {
+    const p = this.gate.partial;
+    if (p >= 0 && this.resume === null) {
+      // an L4 worker left a frame half sent: its rest goes first, and
+      // nothing else is written until it is published and sent
+      const inp = this.inputs[p];
+      if (!this.drain(inp, p)) return false;
+      if (this.gate.partial >= 0) return false;
+    }
     if (this.resume) {
       const first = this.resume;
       this.resume = null;
-      if (!this.drain(first)) return false;
+      if (!this.drain(first, this.inputs.indexOf(first))) return false;
     }
     let more = false;
-    for (const inp of this.inputs) {
-      if (!this.drain(inp)) return false; // tap full: wait for EPOLLOUT
+    for (let i = 0; i < this.inputs.length; i++) {
+      const inp = this.inputs[i];
+      if (!this.drain(inp, i)) return false; // tap full: wait for EPOLLOUT
       if (inp.ring.peek() >= 0) more = true;
     }
     return more;
   }
 
   /** Sends pending frames, then up to one batch from the ring. False if the tap is full. */
-  private drain(inp: Input): boolean {
+  private drain(inp: Input, idx: number): boolean {
     if (inp.sent === inp.count) {
       inp.count = inp.sent = 0;
       const ring = inp.ring;
       while (inp.count < BATCH) {
         const d = ring.peek();
         if (d < 0) break;
+        // the first record of a fresh batch may be a frame an L4 worker left
+        // half sent: META1 says how many bytes already left
+        if (inp.count === 0 && this.stream && this.gate.partial === idx) this.stream.setPartial(ring.recMeta1);
         inp.offs[inp.count] = d;
         inp.lens[inp.count] = ring.recLen;
         inp.count++;
@@ -143,7 +185,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
       this.stats.add('clientDrops', inp.count - inp.sent);
       inp.sent = inp.count;
     } else {
-      const ok = this.send(inp);
+      const ok = this.send(inp, idx);
       if (!ok) return false;
     }
     if (inp.ring.release()) inp.producer.wake();
@@ -151,7 +193,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
   }
 
   /** Writes inp's pending frames; false if some are left (tap full). */
-  private send(inp: Input): boolean {
+  private send(inp: Input, idx: number): boolean {
     const u8 = inp.ring.u8;
     const vnet = this.vnetLen;
     while (inp.sent < inp.count) {
@@ -159,6 +201,8 @@ class TapTx extends WorkerLoop<TapTxInit> {
       const n = this.stream
         ? this.stream.send(this.tapfd, u8, inp.offs, inp.lens, first, inp.count - first)
         : native.writeFrames(this.tapfd, u8, inp.offs.subarray(first), inp.lens.subarray(first), inp.count - first);
+      // on the stream, a frame cut short keeps everybody else off it
+      if (this.stream) this.gate.partial = this.stream.partialBytes > 0 ? idx : -1;
       if (n > 0) {
         for (let i = first; i < first + n; i++) {
           this.stats.v[0]++;
@@ -189,6 +233,8 @@ class TapTx extends WorkerLoop<TapTxInit> {
         const fd = this.tapfd;
         this.tapfd = -1;
         this.stream?.reset();
+        this.gate.fd = -1;
+        this.gate.partial = -1;
         this.post({ type: 'tapGone', fd, reason: `send error on client connection: ${native.strerror(-n)}` });
         return true;
       }

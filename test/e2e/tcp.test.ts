@@ -448,3 +448,19 @@ e2e('inbound: half-close both ways over the tap', async (t) => {
   t.is(a.err, null);
   t.is(a.got.toString().trim(), smallHash);
 });
+
+e2e('direct writes to the tap (PASST_TS_DIRECT_TX=1): 32 MiB byte-exact both ways, IPv4 and IPv6', async (t) => {
+  files();
+  const env = { ...process.env, PASST_TS_DIRECT_TX: '1' };
+  const a = await sink(10090, '127.0.0.1');
+  const src = await source(10091, '::1', big);
+  const out = tmpPath('direct-out');
+  const r = await run(PASTA, ['--config-net', ...NOFWD, '--', 'sh', '-c',
+    `socat -u OPEN:${big} TCP:${GW4}:10090 & socat -u TCP:[${GW6}]:10091 OPEN:${out},creat,trunc; wait`],
+  { timeoutMs: 60000, env });
+  a.close();
+  src.close();
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(await a.done, { bytes: fs.statSync(big).size, hash: bigHash });
+  t.is(sha(fs.readFileSync(out)), bigHash);
+});

@@ -406,3 +406,39 @@ test('rollback forgets unpublished records, reuses their space and keeps the rec
   t.deepEqual(seen, [7, 9], 'rolled-back records never become visible');
   t.is(p.records, 2);
 });
+
+test('unpublished lists ended user records in order across a wrap, skipping SKIP; consumerCaughtUp follows HEAD', (t) => {
+  const sab = FrameRing.allocate(256);
+  const p = new FrameRing(sab);
+  const c = new FrameRing(sab);
+  // fill most of the ring, publish and consume it so the next records wrap
+  p.beginWrite(150);
+  p.endWrite(150, 1);
+  p.publish();
+  t.false(p.consumerCaughtUp());
+  t.true(c.peek() >= 0);
+  c.consume();
+  c.release();
+  t.true(p.consumerCaughtUp());
+  const offs = new Int32Array(8);
+  const lens = new Int32Array(8);
+  const hdrs = new Int32Array(8);
+  let d = p.beginWrite(40);
+  p.endWrite(40, -2);
+  d = p.beginWrite(40); // wraps to the start
+  const wrapped = d;
+  p.endWrite(40, 5);
+  p.beginWrite(8);
+  p.endWrite(8, 6);
+  t.is(p.unpublished(offs, lens, hdrs, 8), 2);
+  t.deepEqual([offs[0], lens[0], lens[1]], [wrapped, 40, 8]);
+  t.is(p.unpublished(offs, lens, hdrs, 1), -1, 'more than max');
+  p.i32[hdrs[0] + 1] = -2; // rewrite the first as SKIP before publishing
+  p.publish();
+  const seen: number[] = [];
+  while (c.peek() >= 0) {
+    seen.push(c.recKind);
+    c.consume();
+  }
+  t.deepEqual(seen, [6]);
+});

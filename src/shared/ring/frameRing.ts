@@ -305,6 +305,51 @@ export class FrameRing {
   }
 
   /**
+   * Producer: true when the consumer has released everything published so
+   * far (it holds nothing of ours). Safe to act on: only the consumer moves
+   * HEAD, and only forward.
+   */
+  consumerCaughtUp(): boolean {
+    return Atomics.load(this.i32, RING_HDR.HEAD) === this.pubPos;
+  }
+
+  /**
+   * Producer: the user records ended since the last publish(), in order
+   * (SKIP and WRAP passed over): data offsets into `u8`, lengths, and the
+   * Int32 index of each header in `i32` (to rewrite KIND or META1 before
+   * publishing). Returns the count, or -1 if there are more than `max`.
+   */
+  unpublished(offs: Int32Array, lens: Int32Array, hdrs: Int32Array, max: number): number {
+    const i32 = this.i32;
+    let pos = this.pubPos;
+    let n = 0;
+    while (pos !== this.wPos) {
+      const off = this.offsetOf(pos);
+      const toEnd = this.capacity - off;
+      if (toEnd < RING_REC_HDR) {
+        pos = this.advance(pos, toEnd);
+        continue;
+      }
+      const h = (RING_DATA + off) >> 2;
+      const kind = i32[h + REC.KIND];
+      if (kind === REC_KIND.WRAP) {
+        pos = this.advance(pos, toEnd);
+        continue;
+      }
+      const len = i32[h + REC.LEN];
+      if (kind >= 0) {
+        if (n === max) return -1;
+        offs[n] = (h << 2) + RING_REC_HDR;
+        lens[n] = len;
+        hdrs[n] = h;
+        n++;
+      }
+      pos = this.advance(pos, recordSize(len));
+    }
+    return n;
+  }
+
+  /**
    * Producer: forgets every record ended since the last publish(). None of
    * them was visible, so their space is simply reused (a WRAP header written
    * meanwhile lies beyond TAIL and is rewritten by the next wrap). Used when
