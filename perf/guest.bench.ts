@@ -17,7 +17,9 @@
  * The C passt refuses to run as root: it runs as BENCH_USER (bench).
  *
  * Env: BENCH_C_PASST (/usr/bin/passt), BENCH_USER (bench), IPERF_T (10 s),
- * IPERF_RUNS (2), BENCH_IMPLS ("ts c").
+ * IPERF_RUNS (2), BENCH_IMPLS ("ts c"), BENCH_TS_ARGS (more passt-ts
+ * arguments, e.g. "-d": its counters are printed at exit), BENCH_LOG=1
+ * (print passt-ts's output after each run).
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
@@ -37,7 +39,7 @@ interface Impl {
 }
 
 const IMPLS: Impl[] = [
-  { name: 'passt-ts', passt: [path.join(ROOT, 'bin', 'passt')] },
+  { name: 'passt-ts', passt: [path.join(ROOT, 'bin', 'passt'), ...(process.env.BENCH_TS_ARGS ?? '').split(' ').filter(Boolean)] },
   {
     name: 'C passt', passt: [process.env.BENCH_C_PASST ?? '/usr/bin/passt'],
     asUser: ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups'],
@@ -59,6 +61,7 @@ async function one(impl: Impl, rev: boolean): Promise<Row> {
   const script = Array.from({ length: RUNS }, () =>
     `echo @@IPERF; iperf3 -J -c 192.0.2.1 -p ${PORT} -t ${T} ${rev ? '-R' : ''}; echo @@END`).join('\n');
   const r = await runGuest({ passt: impl.passt, asUser: impl.asUser, script, timeoutMs: 120000 + RUNS * T * 2000 });
+  if (process.env.BENCH_LOG === '1' && impl.name === 'passt-ts') process.stderr.write(`${impl.name} ${rev ? 'rev' : 'fwd'}:\n${r.passtLog}\n`);
   const blocks = r.output.split('@@IPERF').slice(1).map((b) => b.split('@@END')[0]);
   const gbits: number[] = [];
   let bytes = 0;

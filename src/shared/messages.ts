@@ -108,6 +108,11 @@ export interface L4Init extends WorkerCommon {
   /** pasta: the target network namespace (for namespace-side sockets), or -1. */
   nsfd: number;
   guest: GuestInit;
+  /**
+   * TCP worker 0 only: run the tap-RX stage here, run to completion, instead
+   * of in a worker of its own (supervisor.ts says when).
+   */
+  inlineRx?: TapRxInit;
 }
 
 export type WorkerInit = TapRxInit | TapTxInit | L4Init;

@@ -18,7 +18,9 @@
  *   it, a short look-ahead (LOOK bytes) that usually brings the next
  *   frame's length. Only the look-ahead is copied back to the private
  *   buffer, so a bulk transfer costs one syscall and almost no user-space
- *   copy per frame. A frame that arrives in pieces stays "parked" in its
+ *   copy per frame. When nothing is buffered while frames are large, even
+ *   the length is read into the record's header room, the frame behind it
+ *   (readSpeculative): a frame that arrives alone costs one read. A frame that arrives in pieces stays "parked" in its
  *   record between calls (moved along if the ring wraps meanwhile). While frames are large, bulk reads shrink to LOOK too,
  *   so that the next large frame is not swallowed into the buffer; it takes
  *   LARGE_MEMORY small frames in a row to go back to large bulk reads.
@@ -64,6 +66,8 @@ export class StreamReader {
   error: string | null = null;
   /** Frames read straight into the ring (for tests and counters). */
   directFrames = 0;
+  /** Of those, frames that took a single read, length included (readSpeculative). */
+  oneReadFrames = 0;
   /**
    * A large frame being received straight into its ring record: its
    * length (0: none), the bytes already there, and where they are (the
@@ -193,6 +197,29 @@ export class StreamReader {
         }
       }
 
+      // frames have been large and nothing is buffered: read the next one
+      // (length and all) straight into its record, one syscall
+      if (this.largeRecent > 0 && this.start === this.end && pos + 16 + MAX_LEN <= end) {
+        const r = this.readSpeculative(fd, u8, pos, end);
+        if (r === 1) {
+          const flen = this.parkDone;
+          lens[n++] = flen;
+          this.noteLen(flen);
+          this.directFrames++;
+          this.oneReadFrames++;
+          pos = (pos + 16 + flen + 7) & ~7;
+        } else if (r < 0) {
+          if (r === -E.EAGAIN) this.drained = true;
+          lens[n] = r === -E.EAGAIN ? 0 : r;
+          return n;
+        }
+        if (this.drained && !this.pending) {
+          lens[n] = 0;
+          return n;
+        }
+        continue;
+      }
+
       // bulk read into the buffer (small while frames are large, see above)
       const room = BUF - this.end;
       const want = this.largeRecent > 0 ? Math.min(LOOK, room) : room;
@@ -250,6 +277,46 @@ export class StreamReader {
       this.end += extra;
     }
     return r;
+  }
+
+  /**
+   * With nothing buffered, reads the next frame's length into the last four
+   * bytes of its record header room (u8[pos+12, pos+16)) and the frame,
+   * plus whatever follows, behind it: a whole frame costs one syscall and
+   * no copy. Bytes beyond the frame go to the buffer; a frame that is not
+   * complete yet is parked in its record. Returns 1 (a frame completed:
+   * its length in parkDone), 0 (bytes taken, no frame yet), -ENODATA (EOF),
+   * -EPROTO (bad length) or another -errno.
+   */
+  private readSpeculative(fd: number, u8: Uint8Array, pos: number, end: number): number {
+    const want = Math.min(4 + MAX_LEN + LOOK, end - (pos + 12));
+    const r = native.read(fd, u8, pos + 12, want);
+    if (r <= 0) return r === 0 ? -E.ENODATA : r;
+    this.drained = r < want;
+    if (r < 4) {
+      this.buf.set(u8.subarray(pos + 12, pos + 12 + r), 0);
+      this.start = 0;
+      this.end = r;
+      return 0;
+    }
+    const flen = ((u8[pos + 12] << 24) | (u8[pos + 13] << 16) | (u8[pos + 14] << 8) | u8[pos + 15]) >>> 0;
+    if (flen < MIN_FRAME || flen > MAX_LEN) {
+      this.error = `bad frame length ${flen} from client (expected ${MIN_FRAME}..${MAX_LEN}), resetting connection`;
+      return -E.EPROTO;
+    }
+    const got = r - 4;
+    if (got < flen) {
+      this.parkLen = flen;
+      this.parkHave = got;
+      this.parkOff = pos + 16;
+      return 0;
+    }
+    const extra = got - flen;
+    this.start = 0;
+    this.end = extra;
+    if (extra > 0) this.buf.set(u8.subarray(pos + 16 + flen, pos + 16 + got), 0);
+    this.parkDone = flen;
+    return 1;
   }
 
   private noteLen(flen: number): void {

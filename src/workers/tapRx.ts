@@ -1,451 +1,48 @@
 /**
- * tap-RX: frames from the guest.
- *
- * Theory of operation
- * - Reads frames from the tap in batches straight into the ring towards the
- *   TCP worker (the throughput path, so a TCP frame is never copied in
- *   user space): one native call reads frame after frame, packed as ring
- *   records, until EAGAIN, the batch limit, or the contiguous free space
- *   runs out. (passt's stream socket goes through StreamReader, which
- *   reassembles length-prefixed frames and copies each into the ring.)
- * - Each frame is parsed once (FrameViews) and handled in place:
- *   - every frame goes to pcap (before validation) and feeds the learning
- *     rules (guest MAC, seen addresses: SPEC §2.4/§2.5);
- *   - ARP, DHCP, NDP and DHCPv6 are answered here; replies go to the ring
- *     towards tap-TX;
- *   - TCP stays in the ring (record kind TCP4/TCP6, offsets in meta) when
- *     it belongs to the shard the batch was read for, else it is copied to
- *     its shard's ring; UDP and ICMP echo are copied to the UDP worker;
- *   - everything else, malformed or not forwarded, is counted and dropped
- *     (the record becomes SKIP). Nothing here throws on guest input.
- * - Checks of SPEC §1.3: frames < 14 or > 65535 bytes ignored; IPv4
- *   fragments, 127/8 and IPv6 ::1 endpoints, and next header 59 dropped;
- *   guest checksums are not verified.
- * - Back-pressure: when the TCP ring has no room for a maximum-size frame,
- *   tap-RX stops reading (the tap's own queue then holds or drops frames)
- *   and sleeps until the TCP worker releases space.
+ * tap-RX worker: hosts the TapReader stage (tapReader.ts) on an epoll loop
+ * of its own, so that reading the tap runs in parallel with the TCP and UDP
+ * workers (pasta's default; passt runs the stage inside the TCP worker).
  */
 import { WorkerLoop } from './loop';
-import type { ControlMsg, RingOut, TapRxInit } from '../shared/messages';
-import { FrameRing } from '../shared/ring/frameRing';
-import { Waker } from '../shared/ring/waker';
-import { native, E } from '../shared/native';
-import { EPOLLIN, EPOLLRDHUP, EPOLLHUP, EPOLLERR } from '../shared/linux';
-import { EpollType, packRef, refType } from '../shared/epollRef';
-import { Stats } from '../shared/stats';
-import { log } from '../shared/log';
-import { FRAME_KIND, MAX_FRAME, packOffsets } from '../shared/frameKinds';
-import { PcapWriter } from '../shared/pcapWriter';
-import { GuestState } from '../shared/guestState';
-import { FrameViews, FRAME_LAYER } from '../shared/wire/frame';
-import { ETHERTYPE } from '../shared/wire/ethernet';
-import { IP_PROTO } from '../shared/wire/ipv4';
-import { linkServiceFor, linkHandle, LINK_SERVICE, LINK_REPLY_MAX } from '../shared/services/dispatch';
-import { serviceContextFromConfig, ServiceContext } from '../shared/services/context';
-import { noteGuestFrame } from '../shared/services/learn';
-import { ndpUnsolicitedRa, raIntervalMs } from '../shared/services/ndp';
-import { flowHash } from '../shared/flow/hash';
-import { StreamReader } from './streamReader';
+import type { ControlMsg, TapRxInit } from '../shared/messages';
+import { TapReader } from './tapReader';
 
-/** Frames per native read call. */
-const BATCH = 64;
-/** Room one read needs: the largest frame plus a virtio-net header. */
-const ICMP_ECHO_REQUEST = 8;
-const ICMPV6_ECHO_REQUEST = 128;
-
-class Out {
-  readonly ring: FrameRing;
-  readonly consumer: Waker;
-  dirty = false;
-  constructor(o: RingOut) {
-    this.ring = new FrameRing(o.ring);
-    this.consumer = new Waker(o.consumer);
-  }
-  /** Publishes what was written and wakes the consumer if it sleeps. */
-  flush(): void {
-    if (!this.dirty) return;
-    this.dirty = false;
-    this.ring.publish();
-    this.consumer.wake();
-  }
-}
-
-class TapRx extends WorkerLoop<TapRxInit> {
-  private tapfd: number;
-  private readonly vnetLen: number;
-  private readonly maxRead: number;
-  private readonly tcp: Out[];
-  private readonly udp: Out;
-  private readonly tx: Out;
-  /** Views over each ring a batch can be read into (TCP shards, UDP). */
-  private readonly views: Map<Out, FrameViews>;
-  /**
-   * The ring the next batch is read into: the one that kept most frames of
-   * the last batch, so bulk traffic of either protocol is never copied in
-   * user space (passt's stream reader always uses the TCP ring: it may park
-   * a partial frame there).
-   */
-  private target: Out;
-  private lastTcp = 0;
-  private lastUdp = 0;
-  private readonly ctx: ServiceContext;
-  private readonly guest: GuestState;
-  private readonly stats: Stats<'tapRx'>;
-  private readonly pcap: PcapWriter | null;
-  private readonly lens = new Int32Array(BATCH + 1);
-  private readonly stream: StreamReader | null;
-  /** The tap may have more to read (level-triggered EPOLLIN seen, no EAGAIN since). */
-  private readable = true;
-  /** Waiting for the TCP ring to release space. */
-  private blocked = false;
-  private readonly fragWarn = { count: 0, lastMs: -1e9 };
-  /** Next unsolicited router advertisement (SPEC §3.3); the first run only schedules. */
-  private nextRaMs = -1;
+class TapRxWorker extends WorkerLoop<TapRxInit> {
+  private readonly reader: TapReader;
 
   constructor() {
     super();
-    const i = this.init;
-    this.tapfd = i.tapfd;
-    this.vnetLen = i.vnetLen;
-    this.maxRead = MAX_FRAME + this.vnetLen + 1;
-    this.tcp = i.toTcp.map((o) => new Out(o));
-    this.udp = new Out(i.toUdp);
-    this.tx = new Out(i.toTx);
-    this.views = new Map([...this.tcp, this.udp].map((o) => [o, new FrameViews(o.ring.u8)] as [Out, FrameViews]));
-    this.target = this.tcp[0];
-    this.stats = new Stats('tapRx', i.stats);
-    this.pcap = i.pcapFd >= 0 ? new PcapWriter(i.pcapFd) : null;
-    this.guest = new GuestState(i.guestState);
-    this.ctx = serviceContextFromConfig(i.cfg, Date.now());
-    this.shareGuestState(i.guest.mac);
-    this.stream = i.backend === 'stream' ? new StreamReader(this.maxRead) : null;
-    if (this.tapfd >= 0) this.watchTap();
-  }
-
-  /** Makes the services' learnt state live in the shared GuestState. */
-  private shareGuestState(mac: string | null): void {
-    const g = this.guest;
-    const c = this.ctx;
-    if (mac) c.guestMac.set(mac.split(':').map((x) => parseInt(x, 16)));
-    g.mac.set(c.guestMac);
-    g.addr4Seen.set(c.ip4.addrSeen);
-    g.addr6Seen.set(c.ip6.addrSeen);
-    g.addr6LlSeen.set(c.ip6.addrLlSeen);
-    c.guestMac = g.mac;
-    c.ip4.addrSeen = g.addr4Seen;
-    c.ip6.addrSeen = g.addr6Seen;
-    c.ip6.addrLlSeen = g.addr6LlSeen;
-    if (this.init.guest.linkLocal) {
-      const b = this.init.guest.linkLocal;
-      // the namespace's own link-local address, as --config-net saw it
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const ipaddr = require('ipaddr.js') as typeof import('ipaddr.js');
-      c.ip6.addrLlSeen.set(ipaddr.parse(b).toByteArray());
-      c.ip6.hasAddrLlSeen = true;
-    }
-    g.setFlags(c.ip6.hasAddrSeen, c.ip6.hasAddrLlSeen);
-  }
-
-  private watchTap(): void {
-    this.add(this.tapfd, EPOLLIN | EPOLLRDHUP, packRef(EpollType.TAP));
-    this.readable = true;
+    this.reader = new TapReader(this.init, {
+      add: (fd, ev, ref) => this.add(fd, ev, ref),
+      del: (fd) => this.del(fd),
+      post: (m) => this.post(m),
+      stop: () => { this.stopping = true; },
+    });
   }
 
   protected onControl(msg: ControlMsg): void {
-    if (msg.type === 'tap') {
-      if (this.tapfd >= 0) this.del(this.tapfd);
-      this.tapfd = msg.fd;
-      this.stream?.reset();
-      if (this.tapfd >= 0) this.watchTap();
-      else this.readable = false;
-      this.post({ type: 'tapAck', seq: msg.seq });
-    }
+    this.reader.onControl(msg);
   }
 
   protected onEvent(ref: number, events: number): void {
-    if (refType(ref) !== EpollType.TAP) return;
-    if (events & EPOLLIN) this.readable = true;
-    else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
-      // without EPOLLIN nothing is left to read: the peer is gone
-      this.tapFailed(this.stream ? 'client hang-up' : 'hang-up on tap');
-    }
-  }
-
-  private tapFailed(reason: string): void {
-    if (this.tapfd < 0) return;
-    if (this.init.backend === 'tap') {
-      this.post({ type: 'fatal', message: `${reason}` });
-      this.stopping = true;
-      this.readable = false;
-      return;
-    }
-    // passt: the client is gone; main decides what comes next
-    const fd = this.tapfd;
-    this.del(fd);
-    this.tapfd = -1;
-    this.readable = false;
-    this.stream?.reset();
-    this.post({ type: 'tapGone', fd, reason });
+    this.reader.onEvent(ref, events);
   }
 
   protected hasInput(): boolean {
-    if (this.blocked) return this.target.ring.beginWrite(this.maxRead) >= 0;
-    return this.tapfd >= 0 && this.readable;
+    return this.reader.hasInput();
   }
 
   protected beforeSleep(): void {
-    this.flushAll();
-  }
-
-  protected drained(): boolean {
-    return true;
+    this.reader.flushAll();
   }
 
   protected timeoutMs(now: number): number {
-    return this.nextRaMs < 0 ? 0 : this.nextRaMs - now;
-  }
-
-  /** Unsolicited RAs to ff02::1 at random intervals while a guest is connected. */
-  private raTimer(now: number): void {
-    if (this.nextRaMs >= 0 && now < this.nextRaMs) return;
-    if (this.nextRaMs >= 0 && this.tapfd >= 0) this.sendRa();
-    this.nextRaMs = now + raIntervalMs(Math.random());
-  }
-
-  private sendRa(): void {
-    const tx = this.tx;
-    const vnet = this.vnetLen;
-    const d = tx.ring.beginWrite(vnet + LINK_REPLY_MAX);
-    if (d < 0) return;
-    const r = ndpUnsolicitedRa(this.ctx, tx.ring.u8, d + vnet);
-    if (r <= 0) return;
-    if (vnet) tx.ring.u8.fill(0, d, d + vnet);
-    tx.ring.endWrite(vnet + r, FRAME_KIND.TO_GUEST);
-    tx.dirty = true;
-    tx.flush();
+    return this.reader.timeoutMs(now);
   }
 
   protected work(now: number): boolean {
-    this.raTimer(now);
-    if (this.tapfd < 0 || !this.readable) return false;
-    if (!this.blocked && !this.stream) this.target = this.lastUdp > this.lastTcp ? this.udp : this.tcp[0];
-    const out = this.target;
-    const ring = out.ring;
-    const dataOff = ring.beginWrite(this.maxRead);
-    if (dataOff < 0) {
-      this.stats.add('ringFull');
-      ring.waitForSpace();
-      this.blocked = true;
-      this.flushAll();
-      return false;
-    }
-    this.blocked = false;
-    const space = ring.contiguousFree();
-    let n: number;
-    if (this.stream) {
-      n = this.stream.read(this.tapfd, ring, dataOff - 16, space, this.lens, BATCH, this.maxRead);
-    } else {
-      n = native.readFrames(this.tapfd, ring.u8, dataOff - 16, space, 16, this.lens, BATCH, this.maxRead);
-    }
-    const status = this.lens[n];
-    if (n > 0) this.stats.add('batches');
-    let pos = dataOff - 16;
-    let kept = 0;
-    if (n > 0) this.lastTcp = this.lastUdp = 0;
-    for (let i = 0; i < n; i++) {
-      const len = this.lens[i];
-      const recOff = pos + 16;
-      const kind = this.handleFrame(out, recOff, len, now);
-      if (kind < 0) {
-        ring.endWrite(len, -2 /* SKIP */);
-      } else {
-        ring.endWrite(len, kind, this.meta1, this.meta2);
-        kept++;
-      }
-      pos = (pos + 16 + len + 7) & ~7;
-    }
-    if (kept > 0 || this.stream) out.dirty = n > 0;
-    // nothing stayed for this ring's worker: reuse the space instead of waking it
-    // to pass over SKIP records (the stream reader may park a partial frame
-    // behind these records, so passt always publishes)
-    else if (n > 0) ring.rollback();
-    if (status < 0 && status !== -E.EAGAIN) {
-      this.readFailed(status);
-    } else if (this.stream) {
-      // more without a new EPOLLIN: the socket was not drained, or whole frames are buffered
-      this.readable = this.stream.pending;
-    } else {
-      // status 0: EAGAIN, the batch limit, or the contiguous space ran out
-      const used = pos - (dataOff - 16);
-      this.readable = n === BATCH || space - used < this.maxRead + 16;
-    }
-    this.flushAll();
-    return this.readable;
-  }
-
-  /** A read stopped on an error status (-errno, -ENODATA for EOF, -EPROTO for a bad length). */
-  private readFailed(status: number): void {
-    if (status === -E.ENODATA) {
-      this.tapFailed(this.stream ? (this.stream.midFrame ? 'client closed the connection in the middle of a frame' : 'client closed the connection') : 'EOF on tap');
-    } else if (status === -E.EPROTO) {
-      this.tapFailed(this.stream?.error ?? 'bad frame length');
-    } else {
-      this.stats.add('readErrors');
-      this.tapFailed(`${this.stream ? 'receive error on client connection' : 'read error on tap'}: ${native.strerror(-status)}`);
-    }
-  }
-
-  private flushAll(): void {
-    for (const o of this.tcp) o.flush();
-    this.udp.flush();
-    this.tx.flush();
-  }
-
-  private meta1 = 0;
-  private meta2 = 0;
-
-  /**
-   * Handles one frame read into ring `inRing` at u8[recOff, recOff+len)
-   * (vnet header first). Returns the record kind to keep it there (it is for
-   * that ring's worker), or -1 to skip it (answered, copied elsewhere, or
-   * dropped).
-   */
-  private handleFrame(inRing: Out, recOff: number, len: number, now: number): number {
-    const u8 = inRing.ring.u8;
-    const st = this.stats;
-    st.v[0]++; // frames
-    st.v[1] += len; // bytes
-    const vnet = this.vnetLen;
-    const off = recOff + vnet;
-    const flen = len - vnet;
-    this.pcap?.write(u8, off, flen);
-    if (flen < 14) { st.add('tooShort'); return -1; }
-    if (flen > MAX_FRAME) { st.add('tooLong'); return -1; }
-    const fv = this.views.get(inRing) as FrameViews;
-    const layer = fv.parse(off, flen);
-    noteGuestFrame(this.ctx, u8, off, flen);
-    this.guest.setFlags(this.ctx.ip6.hasAddrSeen, this.ctx.ip6.hasAddrLlSeen);
-
-    const svc = linkServiceFor(fv);
-    if (svc !== LINK_SERVICE.NONE) {
-      st.add(svc === LINK_SERVICE.ARP ? 'arp' : svc === LINK_SERVICE.DHCP ? 'dhcp' : svc === LINK_SERVICE.NDP ? 'ndp' : 'dhcpv6');
-      this.answer(svc, u8, off, flen);
-      return -1;
-    }
-    if (layer === FRAME_LAYER.NONE || layer === FRAME_LAYER.L2) {
-      if (fv.etherType === ETHERTYPE.IPV4) st.add('badIpv4');
-      else if (fv.etherType === ETHERTYPE.IPV6) st.add('badIpv6');
-      else st.add('badEthertype');
-      return -1;
-    }
-    let l3Off: number;
-    let l4Off: number;
-    let l4Len: number;
-    const v4 = fv.etherType === ETHERTYPE.IPV4;
-    if (v4) {
-      st.add('ipv4');
-      const ip = fv.ip4;
-      if (ip.isFragment) {
-        st.add('fragments');
-        this.warnFragments(now);
-        return -1;
-      }
-      if (u8[ip.off + 12] === 127 || u8[ip.off + 16] === 127) { st.add('loopbackAddr'); return -1; }
-      l3Off = ip.off;
-      l4Off = ip.payloadOff;
-      l4Len = ip.payloadLen;
-    } else {
-      st.add('ipv6');
-      const ip = fv.ip6;
-      if (isLoopback6(u8, ip.off + 8) || isLoopback6(u8, ip.off + 24)) { st.add('loopbackAddr'); return -1; }
-      l3Off = ip.off;
-      l4Off = ip.payloadOff;
-      l4Len = ip.payloadLen;
-    }
-    const proto = fv.l4Proto;
-    // UDP and ICMP echo with a malformed L4 header (truncated, UDP length
-    // field beyond the payload) still go to the UDP worker, which counts
-    // them by reason
-    const toUdpWorker = proto === IP_PROTO.UDP || proto === (v4 ? IP_PROTO.ICMP : IP_PROTO.ICMPV6);
-    if (layer !== FRAME_LAYER.L4 && !toUdpWorker) { st.add('otherL4'); return -1; }
-    this.meta1 = packOffsets(l3Off - recOff, l4Off - recOff);
-    this.meta2 = l4Len;
-    const cfg = this.init.cfg;
-    if (proto === IP_PROTO.TCP) {
-      if (cfg.noTcp) { st.add('otherL4'); return -1; }
-      st.add('tcp');
-      this.lastTcp++;
-      const kind = v4 ? FRAME_KIND.TCP4 : FRAME_KIND.TCP6;
-      const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, l3Off, l4Off, v4) % this.tcp.length];
-      return this.keepOrCopy(inRing, dest, u8, recOff, len, kind);
-    }
-    if (proto === IP_PROTO.UDP) {
-      if (cfg.noUdp) { st.add('otherL4'); return -1; }
-      st.add('udp');
-      this.lastUdp++;
-      return this.keepOrCopy(inRing, this.udp, u8, recOff, len, v4 ? FRAME_KIND.UDP4 : FRAME_KIND.UDP6);
-    }
-    if (proto === IP_PROTO.ICMP || proto === IP_PROTO.ICMPV6) {
-      // NDP was consumed above; only echo requests are forwarded (SPEC §6)
-      const type = l4Len > 0 ? u8[l4Off] : -1;
-      if (cfg.noIcmp || (l4Len > 0 && type !== (v4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST))) {
-        st.add('otherL4');
-        return -1;
-      }
-      st.add('icmp');
-      return this.keepOrCopy(inRing, this.udp, u8, recOff, len, v4 ? FRAME_KIND.ICMP4 : FRAME_KIND.ICMP6);
-    }
-    st.add('otherL4');
-    return -1;
-  }
-
-  /** Keeps the frame where it was read if that is its worker's ring (returns kind), else copies it there (-1). */
-  private keepOrCopy(inRing: Out, dest: Out, u8: Uint8Array, off: number, len: number, kind: number): number {
-    if (inRing === dest) return kind;
-    this.copyTo(dest, u8, off, len, kind);
-    return -1;
-  }
-
-  private copyTo(o: Out, u8: Uint8Array, off: number, len: number, kind: number): void {
-    this.stats.add('copies');
-    if (!o.ring.tryPush(u8, off, len, kind, this.meta1, this.meta2)) {
-      o.ring.countDrop();
-      this.stats.add('ringFull');
-      return;
-    }
-    o.dirty = true;
-  }
-
-  private answer(svc: (typeof LINK_SERVICE)[keyof typeof LINK_SERVICE], u8: Uint8Array, off: number, len: number): void {
-    const tx = this.tx;
-    const vnet = this.vnetLen;
-    const d = tx.ring.beginWrite(vnet + LINK_REPLY_MAX);
-    if (d < 0) {
-      tx.ring.countDrop();
-      this.stats.add('serviceDrops');
-      return;
-    }
-    const r = linkHandle(this.ctx, svc, u8, off, len, tx.ring.u8, d + vnet);
-    if (r <= 0) return;
-    if (vnet) tx.ring.u8.fill(0, d, d + vnet);
-    tx.ring.endWrite(vnet + r, FRAME_KIND.TO_GUEST);
-    tx.dirty = true;
-    this.stats.add('serviceReplies');
-  }
-
-  private warnFragments(now: number): void {
-    this.fragWarn.count++;
-    if (now - this.fragWarn.lastMs >= 10000) {
-      log.warn(`Can't process IPv4 fragments (${this.fragWarn.count} dropped)`);
-      this.fragWarn.lastMs = now;
-      this.fragWarn.count = 0;
-    }
+    return this.reader.work(now);
   }
 }
 
-function isLoopback6(u8: Uint8Array, off: number): boolean {
-  for (let i = 0; i < 15; i++) if (u8[off + i] !== 0) return false;
-  return u8[off + 15] === 1;
-}
-
-new TapRx().run();
+new TapRxWorker().run();

@@ -106,8 +106,8 @@ interface Proc {
   stop(): Promise<number | null>;
 }
 
-function startPasst(args: string[], extraStdio: (number | 'ignore')[] = []): Proc {
-  const child = spawn(PASST, args, { stdio: ['ignore', 'pipe', 'pipe', ...extraStdio] });
+function startPasst(args: string[], extraStdio: (number | 'ignore')[] = [], env = process.env): Proc {
+  const child = spawn(PASST, args, { stdio: ['ignore', 'pipe', 'pipe', ...extraStdio], env });
   openProcs.add(child);
   child.on('exit', () => openProcs.delete(child));
   let log = '';
@@ -130,9 +130,9 @@ function startPasst(args: string[], extraStdio: (number | 'ignore')[] = []): Pro
 }
 
 /** passt in the foreground on a fresh socket path; resolves once it listens. */
-async function listening(extra: string[] = []): Promise<{ p: Proc; sock: string }> {
+async function listening(extra: string[] = [], env = process.env): Promise<{ p: Proc; sock: string }> {
   const sock = tmpPath('passt.socket');
-  const p = startPasst(['-f', '-s', sock, ...extra]);
+  const p = startPasst(['-f', '-s', sock, ...extra], [], env);
   await p.waitLog(/UNIX domain socket bound at/);
   return { p, sock };
 }
@@ -177,6 +177,24 @@ e2e('a bad frame length drops the client with one clear log line; the next clien
   t.true(await ok.arpWorks(), 'served after the bad clients');
   await ok.close();
   t.is(await p.stop(), 0);
+});
+
+e2e('tap-RX in a worker of its own (PASST_TS_INLINE_RX=0): frames answered, a bad client dropped, the next served', async (t) => {
+  const { p, sock } = await listening(['-d'], { ...process.env, PASST_TS_INLINE_RX: '0' });
+  const c = await Client.connect(sock);
+  await c.write(framed(Array.from({ length: 50 }, () => ARP_REQUEST)));
+  t.is((await c.waitFrames(50)).filter(isArpReply).length, 50);
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(13);
+  await c.write(Buffer.concat([h, Buffer.alloc(64)]));
+  await Promise.race([c.closed, sleep(5000)]);
+  t.true(c.isClosed, 'closed by passt');
+  const c2 = await Client.connect(sock);
+  t.true(await c2.arpWorks(), p.log());
+  await c2.close();
+  t.is(await p.stop(), 0);
+  t.regex(p.log(), /tap-RX runs in a worker of its own/);
+  t.regex(p.log(), /tap-rx: \{"frames":51,/, 'every frame counted once');
 });
 
 e2e('one client at a time: a second is accepted and closed at once, the first keeps working', async (t) => {

@@ -9,7 +9,7 @@
  * map-host-loopback). Ports 10000–10999 only. Runs only inside the
  * namespace made by test/run.sh.
  */
-import anyTest, { TestFn } from 'ava';
+import anyTest, { ExecutionContext, TestFn } from 'ava';
 import * as net from 'node:net';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -449,18 +449,24 @@ e2e('inbound: half-close both ways over the tap', async (t) => {
   t.is(a.got.toString().trim(), smallHash);
 });
 
-e2e('direct writes to the tap (PASST_TS_DIRECT_TX=1): 32 MiB byte-exact both ways, IPv4 and IPv6', async (t) => {
+/** 32 MiB both ways (namespace → host over IPv4, host → namespace over IPv6) with a pipeline variant's env. */
+async function bothWays(t: ExecutionContext, env: NodeJS.ProcessEnv, port: number): Promise<void> {
   files();
-  const env = { ...process.env, PASST_TS_DIRECT_TX: '1' };
-  const a = await sink(10090, '127.0.0.1');
-  const src = await source(10091, '::1', big);
-  const out = tmpPath('direct-out');
+  const a = await sink(port, '127.0.0.1');
+  const src = await source(port + 1, '::1', big);
+  const out = tmpPath('variant-out');
   const r = await run(PASTA, ['--config-net', ...NOFWD, '--', 'sh', '-c',
-    `socat -u OPEN:${big} TCP:${GW4}:10090 & socat -u TCP:[${GW6}]:10091 OPEN:${out},creat,trunc; wait`],
-  { timeoutMs: 60000, env });
+    `socat -u OPEN:${big} TCP:${GW4}:${port} & socat -u TCP:[${GW6}]:${port + 1} OPEN:${out},creat,trunc; wait`],
+  { timeoutMs: 60000, env: { ...process.env, ...env } });
   a.close();
   src.close();
   t.is(r.code, 0, r.stderr);
   t.deepEqual(await a.done, { bytes: fs.statSync(big).size, hash: bigHash });
   t.is(sha(fs.readFileSync(out)), bigHash);
-});
+}
+
+e2e('direct writes to the tap (PASST_TS_DIRECT_TX=1): 32 MiB byte-exact both ways, IPv4 and IPv6', (t) =>
+  bothWays(t, { PASST_TS_DIRECT_TX: '1' }, 10090));
+
+e2e('tap-RX run inside the TCP worker (PASST_TS_INLINE_RX=1): 32 MiB byte-exact both ways, IPv4 and IPv6', (t) =>
+  bothWays(t, { PASST_TS_INLINE_RX: '1' }, 10092));

@@ -172,6 +172,8 @@ test('large frames go straight into their records (one recvmsg each, only the lo
   }
   t.deepEqual(rx.got, frames);
   t.is(rx.reader.directFrames, frames.length - 1);
+  // after the first, each frame that arrives alone is read whole, length included, by one read()
+  t.is(rx.reader.oneReadFrames, frames.length - 1);
   // and a burst of them in one go, more than the socket holds at once
   const burst = Array.from({ length: 30 }, (_, i) => frame(65535 - i, 100 + i));
   const bytes = prefixed(burst);

@@ -4,6 +4,9 @@
  *
  * Theory of operation
  * - Input: guest TCP frames that tap-RX leaves in the ring towards us
+ *   (in passt, worker 0 runs the tap-RX stage itself, TapReader, right
+ *   before handling the ring: read, handle, write to the socket and ACK in
+ *   one thread)
  *   (kinds TCP4/TCP6, offsets in meta1, L4 length in meta2). Consecutive
  *   frames of one 4-tuple form a batch handled at once (tap.ts), straight
  *   from the ring: payloads are written to sockets from there, and the
@@ -58,6 +61,7 @@ import { ListenerSet } from './listeners';
 import { acceptPath, SplicePath } from './spliceApi';
 import { createSplicePath } from './splice';
 import type { ListenerInfo } from '../../shared/messages';
+import { TapReader } from '../tapReader';
 
 /** Guest frames per work() call before other sources get a turn. */
 const FRAME_BUDGET = 2048;
@@ -88,6 +92,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   private spinMisses = 0;
   private spinOffUntil = 0;
   private readonly splice: SplicePath | null;
+  /** The tap-RX stage, when it runs in this thread (inlineRx). */
+  private readonly reader: TapReader | null;
 
   constructor() {
     super();
@@ -110,6 +116,12 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       mod: (fd: number, ev: number, ref: number) => this.mod(fd, ev, ref),
       del: (fd: number) => this.del(fd),
     });
+    this.reader = i.inlineRx ? new TapReader(i.inlineRx, {
+      add: (fd, ev, ref) => this.add(fd, ev, ref),
+      del: (fd) => this.del(fd),
+      post: (m) => this.post(m),
+      stop: () => { this.stopping = true; },
+    }) : null;
     const table = this.ctx.table;
     this.listeners = new ListenerSet(this, () => table.count < table.capacity,
       (l, fd, peer, now) => this.accepted(l, fd, peer, now));
@@ -130,7 +142,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   }
 
   protected onControl(msg: ControlMsg): void {
-    this.listeners.handle(msg);
+    if (msg.type === 'tap') this.reader?.onControl(msg);
+    else this.listeners.handle(msg);
   }
 
   protected onEvent(ref: number, events: number, now: number): void {
@@ -146,6 +159,9 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       case EpollType.TCP_LISTEN:
         this.listeners.onEvent(refIndex(ref), now);
         break;
+      case EpollType.TAP:
+        this.reader?.onEvent(ref, events);
+        break;
       case EpollType.TCP_SPLICE:
       case EpollType.SPLICE_PIPE:
         this.splice?.onEvent(ref, events, now);
@@ -158,7 +174,10 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   protected work(now: number): boolean {
     const ctx = this.ctx;
     ctx.now = now;
-    let more = this.drainTap();
+    // the guest's frames, read here when tap-RX runs in this thread: a
+    // batch is read into our own input ring and handled right away
+    let more = this.reader ? this.reader.work(now) : false;
+    if (this.drainTap()) more = true;
     if (this.splice && this.splice.work(now)) more = true;
     if (ctx.ringWaiters.length) this.serveWaiters();
     if (ctx.timers.peekTime() <= now) runTimers(ctx, now);
@@ -298,11 +317,13 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected hasInput(): boolean {
     const ctx = this.ctx;
+    if (this.reader?.hasInput()) return true;
     if (this.ring.peek() >= 0 || ctx.hasClosed()) return true;
     return ctx.ringWaiters.length > 0 && this.ringHasRoom();
   }
 
   protected beforeSleep(): void {
+    this.reader?.flushAll();
     this.ctx.out.flush();
     // hasInput()'s re-check may have written a WRAP record: publish it too
     this.ctx.out.ring.publish();
@@ -311,7 +332,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected timeoutMs(now: number): number {
     const t = this.ctx.timers.peekTime();
-    const ms = t === Infinity ? 1000 : Math.max(0, t - now);
+    let ms = t === Infinity ? 1000 : Math.max(0, t - now);
+    if (this.reader) ms = Math.min(ms, Math.max(0, this.reader.timeoutMs(now)));
     return this.splice ? Math.min(ms, this.splice.timeoutMs(now)) : ms;
   }
 
