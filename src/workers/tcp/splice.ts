@@ -25,7 +25,11 @@
  * - Forwarding from a readable side: splice as much as the pipe holds into
  *   it, then splice what the pipe holds out to the other socket, repeated
  *   while data flows (within a budget: epoll is level-triggered, so a side
- *   still readable is reported again). SPLICE_F_MORE goes with a write when
+ *   still readable is reported again). A read under a tenth of the pipe
+ *   took all the socket had: it is not retried (the retry would only say
+ *   EAGAIN; one syscall less per message of request/response traffic).
+ *   Such small exchanges set `smallAt`, which lets the worker poll for
+ *   the answer instead of sleeping (worker.ts). SPLICE_F_MORE goes with a write when
  *   the read filled ≥ 90 % of a pipe of at least 256 KiB (smaller writes
  *   could fit in one segment and sit corked with nothing in flight).
  * - Backpressure: a write that leaves bytes in the pipe sets OUT_WAIT(to)
@@ -98,6 +102,11 @@ const EVENT_NAMES = [
 export const SPLICE_MAX = 1 << 17;
 /** Rounds of read+write per forward() call before yielding to other events. */
 const FORWARD_BUDGET = 16;
+/** A read below this share of the pipe is not followed by another (see the theory block). */
+const REREAD_MIN_SHARE = 0.1;
+/** A forward() moving less than this is a small exchange (smallAt), unless bulk flowed within BULK_MS. */
+const SMALL_MAX = 16384;
+const BULK_MS = 2;
 /** SPLICE_F_MORE only for writes this large (see the theory block). */
 const MORE_MIN_BYTES = 256 << 10;
 /** The namespace socket pools are refilled when fewer than this are left. */
@@ -125,6 +134,8 @@ class SpliceConn {
   /** Bytes read from each side, and written to each side. */
   readonly read = [0, 0];
   readonly written = [0, 0];
+  /** Last time a forward() moved bulk data (ms). */
+  bulkAt = -1e9;
   constructor(readonly index: number) {}
 }
 
@@ -146,6 +157,10 @@ export class SpliceConns implements SplicePath {
   private readonly dstAddr = new Uint8Array(16);
   /** Counters (debug output). */
   readonly stats = { accepted: 0, connectFailed: 0, closed: 0, resets: 0, bytes: 0 };
+  /** Last time a small exchange was forwarded (ms; SplicePath.smallAt). */
+  smallAt = -1e9;
+  /** The time of the event or pass being handled (ms). */
+  private now = 0;
 
   constructor(private readonly host: SpliceHost) {
     this.pipes = new PipePool();
@@ -170,7 +185,8 @@ export class SpliceConns implements SplicePath {
 
   // --- set-up --------------------------------------------------------------
 
-  accept(l: ListenerInfo, fd: number, peer: Uint8Array, _now: number): void {
+  accept(l: ListenerInfo, fd: number, peer: Uint8Array, now: number): void {
+    this.now = now;
     const cfg = this.host.cfg;
     if (this.live >= SPLICE_MAX || sockaddrTo(peer, 0, this.peerAddr, 0) < 0) {
       native.close(fd);
@@ -279,7 +295,8 @@ export class SpliceConns implements SplicePath {
 
   // --- events --------------------------------------------------------------
 
-  onEvent(ref: number, events: number, _now: number): void {
+  onEvent(ref: number, events: number, now: number): void {
+    this.now = now;
     const idx = refIndex(ref);
     const c = this.conns[idx >>> 1];
     if (!c) return;
@@ -321,12 +338,14 @@ export class SpliceConns implements SplicePath {
     const pipe = c.pipe[from] as Pipe;
     const src = c.fd[from];
     const dst = c.fd[to];
+    let moved = 0;
     for (let budget = FORWARD_BUDGET; budget > 0; budget--) {
       let readLen = 0;
       if (!(c.events & rdEof(from))) {
         const r = native.splice(src, pipe.w, pipe.size, SPLICE_FLAGS);
         if (r > 0) {
           readLen = r;
+          moved += r;
           c.pending[from] += r;
           c.read[from] += r;
         } else if (r === 0) {
@@ -350,8 +369,10 @@ export class SpliceConns implements SplicePath {
           break;
         }
       }
-      if (readLen === 0) break;
+      if (readLen < pipe.size * REREAD_MIN_SHARE) break;
     }
+    if (moved >= SMALL_MAX) c.bulkAt = this.now;
+    else if (moved > 0 && this.now - c.bulkAt >= BULK_MS) this.smallAt = this.now;
     if ((c.events & rdEof(from)) && c.pending[from] === 0 && !(c.events & finSent(to))) {
       native.shutdown(dst, SHUT_WR);
       c.events |= finSent(to);
@@ -460,6 +481,7 @@ export class SpliceConns implements SplicePath {
   }
 
   work(now: number): boolean {
+    this.now = now;
     while (this.freeLater.length) this.free.push(this.freeLater.pop() as number);
     const timer = now >= this.nextRefill;
     if (timer) this.nextRefill = now + REFILL_MS;
@@ -471,7 +493,8 @@ export class SpliceConns implements SplicePath {
     return Math.max(0, this.nextRefill - now);
   }
 
-  drained(_now: number): boolean {
+  drained(now: number): boolean {
+    this.now = now;
     if (this.live === 0) return true;
     let quiet = true;
     for (const c of this.conns) {

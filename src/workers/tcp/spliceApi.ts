@@ -59,4 +59,6 @@ export interface SplicePath {
   drained(now: number): boolean;
   /** Open spliced connections. */
   readonly count: number;
+  /** Last time a small exchange (request/response traffic) was forwarded, ms. */
+  readonly smallAt: number;
 }

@@ -21,7 +21,8 @@
  *   per iteration; closed connections are freed at the end of each
  *   iteration.
  * - Latency: right after a small exchange (less than a full segment either
- *   way: request/response traffic, not bulk) the worker polls its epoll set
+ *   way, over the tap or spliced: request/response traffic, not bulk) the
+ *   worker polls its epoll set
  *   (timeout 0) for up to 100 µs before sleeping, so that a quick answer
  *   from a host peer, or the guest's next segment, costs no wake-up; after
  *   eight fruitless polling periods it stops for a second (sparse traffic
@@ -195,7 +196,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
    */
   private spin(now: number): boolean {
     if (SPIN_MS <= 0 || this.stopping || now < this.spinOffUntil) return false;
-    if (now - this.ctx.smallAt > SPIN_MS || now - this.activeAt > SPIN_MS) {
+    const smallAt = this.splice ? Math.max(this.ctx.smallAt, this.splice.smallAt) : this.ctx.smallAt;
+    if (now - smallAt > SPIN_MS || now - this.activeAt > SPIN_MS) {
       if (this.spinning) {
         // nothing came while spinning: after a few such misses, stop for a
         // while (sparse traffic would only burn CPU)
