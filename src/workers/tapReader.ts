@@ -4,12 +4,14 @@
  * see supervisor.ts).
  *
  * Theory of operation
- * - Reads frames from the tap in batches straight into the ring towards the
- *   TCP worker (the throughput path, so a TCP frame is never copied in
- *   user space): one native call reads frame after frame, packed as ring
- *   records, until EAGAIN, the batch limit, or the contiguous free space
- *   runs out. (passt's stream socket goes through StreamReader, which
- *   reassembles length-prefixed frames and copies each into the ring.)
+ * - Reads frames from the tap in batches straight into a worker's ring
+ *   (the TCP worker's, or the UDP worker's when UDP kept more frames of the
+ *   last batch: the bulk protocol is never copied in user space): one
+ *   native call reads frame after frame, packed as ring records, until
+ *   EAGAIN, the batch limit, or the contiguous free space runs out.
+ *   (passt's stream socket goes through StreamReader, which reassembles
+ *   length-prefixed frames, reading large ones straight into their
+ *   records, and always fills the TCP ring.)
  * - Each frame is parsed once (FrameViews) and handled in place:
  *   - every frame goes to pcap (before validation) and feeds the learning
  *     rules (guest MAC, seen addresses: SPEC §2.4/§2.5);
@@ -23,9 +25,12 @@
  * - Checks of SPEC §1.3: frames < 14 or > 65535 bytes ignored; IPv4
  *   fragments, 127/8 and IPv6 ::1 endpoints, and next header 59 dropped;
  *   guest checksums are not verified.
- * - Back-pressure: when the TCP ring has no room for a maximum-size frame,
- *   tap-RX stops reading (the tap's own queue then holds or drops frames)
- *   and sleeps until the TCP worker releases space.
+ * - Back-pressure: when the target ring has no room for a maximum-size
+ *   frame, tap-RX stops reading (the tap's own queue then holds or drops
+ *   frames) until the consumer releases space (hosted by the TCP worker,
+ *   that is the same thread's next pass over its ring).
+ * - The host lends the epoll set and the message port (TapReaderHost);
+ *   the stage keeps no loop of its own, so it runs the same in either host.
  */
 import type { ControlMsg, RingOut, TapRxInit, WorkerMsg } from '../shared/messages';
 import { FrameRing } from '../shared/ring/frameRing';
