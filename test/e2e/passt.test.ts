@@ -5,7 +5,8 @@
  * coalesced frames, bad lengths, a client leaving mid-frame, one client at
  * a time, --one-off, --fd on a socket pair (qemu's -netdev passt, with a
  * pre-created PID file), the daemon contract (CLIENTS.md §0), socket path
- * probing, and libvirt's exact argv (CLIENTS.md §3).
+ * probing, libvirt's exact argv (CLIENTS.md §3), and passt run by a normal
+ * user (libvirt runs it as the qemu user).
  * Runs only inside the namespace made by test/run.sh.
  */
 import anyTest, { TestFn } from 'ava';
@@ -18,6 +19,7 @@ import { ARP_REQUEST, DHCP_DISCOVER, NDP_NS } from '../helpers/fixtures';
 import { decodeUdp4, dhcpOptions, ip4Str } from '../helpers/decode';
 import { socketPair } from '../helpers/socketpair';
 import { native } from '../../src/shared/native';
+import { asUser, readableInstall } from '../helpers/unpriv';
 
 const test = anyTest as TestFn;
 const e2e = inTestNs() ? test.serial : test.skip;
@@ -106,8 +108,8 @@ interface Proc {
   stop(): Promise<number | null>;
 }
 
-function startPasst(args: string[], extraStdio: (number | 'ignore')[] = [], env = process.env): Proc {
-  const child = spawn(PASST, args, { stdio: ['ignore', 'pipe', 'pipe', ...extraStdio], env });
+function startPasst(args: string[], extraStdio: (number | 'ignore')[] = [], env = process.env, argv0: string[] = [PASST]): Proc {
+  const child = spawn(argv0[0], [...argv0.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe', ...extraStdio], env });
   openProcs.add(child);
   child.on('exit', () => openProcs.delete(child));
   let log = '';
@@ -195,6 +197,22 @@ e2e('tap-RX in a worker of its own (PASST_TS_INLINE_RX=0): frames answered, a ba
   t.is(await p.stop(), 0);
   t.regex(p.log(), /tap-RX runs in a worker of its own/);
   t.regex(p.log(), /tap-rx: \{"frames":51,/, 'every frame counted once');
+});
+
+e2e('unprivileged: a normal user runs passt (socket in its own directory, -t port bound, frames answered)', async (t) => {
+  const dir = fs.mkdtempSync('/tmp/passt-ts-unpriv-sock-');
+  fs.chmodSync(dir, 0o777);
+  const sock = path.join(dir, 'passt.socket');
+  const p = startPasst(['-f', '-s', sock, '-t', '10460'], [], process.env,
+    [...asUser(), path.join(readableInstall(), 'bin', 'passt')]);
+  t.true(await p.waitLog(/UNIX domain socket bound at/), p.log());
+  t.not(fs.statSync(sock).uid, 0, 'the socket belongs to the user');
+  t.regex(spawnSync('ss', ['-Hltn'], { encoding: 'utf8' }).stdout, /:10460\b/);
+  const c = await Client.connect(sock);
+  t.true(await c.arpWorks(5), p.log());
+  await c.close();
+  t.is(await p.stop(), 0);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 e2e('one client at a time: a second is accepted and closed at once, the first keeps working', async (t) => {
