@@ -50,6 +50,14 @@ testProp('never forwards a port we listen on at the scanned side, nor invents po
     for (const p of w.udpIn) t.true((found.nsUdp.has(p) || found.nsTcp.has(p)) && !ours.nsTcp.has(p) && !ours.nsUdp.has(p));
     for (const p of w.tcpOut) t.true(found.hostTcp.has(p) && !ours.hostTcp.has(p));
     for (const p of w.udpOut) t.true((found.hostUdp.has(p) || found.hostTcp.has(p)) && !ours.hostTcp.has(p) && !ours.hostUdp.has(p));
+    // and nothing found that is not ours is left out (this also asserts when
+    // nothing was found, so an empty case is a checked case)
+    const missed = (want: Set<number>, from: Set<number>[], not: Set<number>[]) =>
+      from.flatMap((f) => [...f]).filter((p) => !not.some((n) => n.has(p)) && !want.has(p));
+    t.deepEqual(missed(w.tcpIn, [found.nsTcp], [ours.nsTcp]), []);
+    t.deepEqual(missed(w.udpIn, [found.nsUdp, found.nsTcp], [ours.nsTcp, ours.nsUdp]), []);
+    t.deepEqual(missed(w.tcpOut, [found.hostTcp], [ours.hostTcp]), []);
+    t.deepEqual(missed(w.udpOut, [found.hostUdp, found.hostTcp], [ours.hostTcp, ours.hostUdp]), []);
   });
 
 test('pipe pool: 32 pairs of one probed size between 64 KiB and 8 MiB; take and refill', (t) => {
