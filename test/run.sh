@@ -38,6 +38,10 @@ sysctl -q -w net.ipv4.ping_group_range="0 2147483647"
 # let the veth's link-local address leave DAD before tests read it
 for i in $(seq 50); do ip -6 addr show dev eth0 scope link | grep -q tentative || break; sleep 0.1; done
 
+# a private /tmp: what the tests write there (files, sockets, copies for the
+# unprivileged user) goes away with this namespace
+mount -t tmpfs -o mode=1777,size=4g passt-ts-test-tmp /tmp
+
 resolv=$(mktemp)
 printf 'nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.test\n' > "$resolv"
 mount --bind "$resolv" /etc/resolv.conf
