@@ -424,6 +424,36 @@ export class UdpCore {
     if (log.debugOn) log.debug(this.describe(f, 'new'));
   }
 
+  /**
+   * Opens flow f for what the guest sends from src:sport to dst:dport
+   * (16-byte inany): the guest's side is its key, the target side is dst
+   * after NAT (SPEC §2.6, left in c16) seen from our outbound address.
+   * keepPorts: UDP keeps both ports towards the host; a ping flow's target
+   * side has none (its socket picks the identifier). Returns f, or -1
+   * (counted: family disabled, table full).
+   */
+  flowFromTap(proto: number, v4: boolean, src: Uint8Array, sport: number, dst: Uint8Array, dport: number,
+    keepPorts: boolean): number {
+    const fam = v4 ? this.nat.v4 : this.nat.v6;
+    if (!fam.enabled) {
+      this.drop(this.ix.familyOff);
+      return -1;
+    }
+    const f = this.alloc();
+    if (f < 0) return -1;
+    const t = this.table;
+    if (!t.insert(f, INISIDE, proto, PIF.TAP, dst, 0, dport, src, 0, sport)) {
+      this.free(f);
+      this.drop(this.ix.tableFull);
+      return -1;
+    }
+    const tgt = this.c16;
+    this.nat.outbound(proto, dst, 0, keepPorts ? dport : 0, tgt, 0);
+    t.setKey(f, TGTSIDE, proto, PIF.HOST, fam.outbound ?? anyOf(v4), 0, keepPorts ? sport : 0, tgt, 0,
+      keepPorts ? dport : 0);
+    return f;
+  }
+
   /** Frees flow f: closes its sockets and gives back its slot (also undoes a half-made flow). */
   free(f: number): void {
     for (let side = 0; side < 2; side++) {

@@ -36,24 +36,8 @@ import {
  */
 export function udpFlowFromTap(c: UdpCore, src: Uint8Array, sport: number, dst: Uint8Array, dport: number,
   now: number): number {
-  const v4 = inanyIs4(dst, 0);
-  const fam = v4 ? c.nat.v4 : c.nat.v6;
-  if (!fam.enabled) {
-    c.drop(c.ix.familyOff);
-    return -1;
-  }
-  const f = c.alloc();
+  const f = c.flowFromTap(IPPROTO_UDP, inanyIs4(dst, 0), src, sport, dst, dport, true);
   if (f < 0) return -1;
-  const t = c.table;
-  if (!t.insert(f, INISIDE, IPPROTO_UDP, PIF.TAP, dst, 0, dport, src, 0, sport)) {
-    c.free(f);
-    c.drop(c.ix.tableFull);
-    return -1;
-  }
-  const tgt = c.c16;
-  c.nat.outbound(IPPROTO_UDP, dst, 0, dport, tgt, 0);
-  const our = fam.outbound ?? anyOf(v4);
-  t.setKey(f, TGTSIDE, IPPROTO_UDP, PIF.HOST, our, 0, sport, tgt, 0, dport);
   if (c.replySocket(f, TGTSIDE, false) < 0) {
     c.free(f);
     return -1;

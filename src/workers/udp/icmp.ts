@@ -26,9 +26,9 @@
  *   ('pingSocketErrors'). Nothing crashes.
  */
 import { UdpCore, FLOW_TYPE, IPPROTO_ICMP, IPPROTO_ICMPV6, SOCK_F, anyOf, bindToDevice } from './core';
-import { ipAddrs } from './tap';
+import { guestAddrs } from './tap';
 import { INISIDE, TGTSIDE, PIF, FLOW_KEY } from '../../shared/flow/table';
-import { inanyIs4, inanyIsLoopback, inanyIsUnicast, inanyIsUnspecified } from '../../shared/flow/inany';
+import { inanyIs4, inanyIsLoopback } from '../../shared/flow/inany';
 import { EPOLL_CTL_ADD, EPOLLIN, EPOLLERR } from '../../shared/linux';
 import { EpollType, packRef } from '../../shared/epollRef';
 import { csum, finish, pseudo6 } from '../../shared/wire/checksum';
@@ -58,13 +58,9 @@ export function icmpFromTap(c: UdpCore, v4: boolean, l3: number, l4: number, l4L
     return;
   }
   const id = (u8[l4 + 4] << 8) | u8[l4 + 5];
-  ipAddrs(c, u8, v4, l3);
+  if (!guestAddrs(c, u8, v4, l3)) return;
   const src = c.a16;
   const dst = c.b16;
-  if (!inanyIsUnicast(src, 0) || inanyIsUnspecified(dst, 0)) {
-    c.drop(c.ix.badAddr);
-    return;
-  }
   const proto = v4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
   let ref = c.table.lookup(proto, PIF.TAP, dst, 0, id, src, 0, id);
   if (ref < 0) {
@@ -88,24 +84,12 @@ export function icmpFromTap(c: UdpCore, v4: boolean, l3: number, l4: number, l4L
 }
 
 function pingFlowFromTap(c: UdpCore, v4: boolean, src: Uint8Array, dst: Uint8Array, id: number, now: number): number {
-  const fam = v4 ? c.nat.v4 : c.nat.v6;
-  if (!fam.enabled) {
-    c.drop(c.ix.familyOff);
-    return -1;
-  }
   const proto = v4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;
-  const f = c.alloc();
+  const f = c.flowFromTap(proto, v4, src, id, dst, id, false);
   if (f < 0) return -1;
-  const t = c.table;
-  if (!t.insert(f, INISIDE, proto, PIF.TAP, dst, 0, id, src, 0, id)) {
-    c.free(f);
-    c.drop(c.ix.tableFull);
-    return -1;
-  }
+  const fam = v4 ? c.nat.v4 : c.nat.v6;
   const tgt = c.c16;
-  c.nat.outbound(proto, dst, 0, 0, tgt, 0);
   const our = fam.outbound ?? anyOf(v4);
-  t.setKey(f, TGTSIDE, proto, PIF.HOST, our, 0, 0, tgt, 0, 0);
   const s = c.sys;
   const fd = c.newSocket(false, inanyIs4(tgt, 0), proto);
   if (fd < 0) {

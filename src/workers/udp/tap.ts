@@ -153,8 +153,12 @@ export function tapHandler(c: UdpCore, b: SendBatch, now: number, budget: number
   return n;
 }
 
-/** Reads the source and destination of the IP header at l3 into c.a16 / c.b16. */
-export function ipAddrs(c: UdpCore, u8: Uint8Array, v4: boolean, l3: number): void {
+/**
+ * Reads the source and destination of the IP header at l3 into c.a16 /
+ * c.b16. False (counted as badAddr) unless the source is unicast and the
+ * destination specified.
+ */
+export function guestAddrs(c: UdpCore, u8: Uint8Array, v4: boolean, l3: number): boolean {
   if (v4) {
     inanyFrom4(c.a16, 0, u8, l3 + 12);
     inanyFrom4(c.b16, 0, u8, l3 + 16);
@@ -162,6 +166,11 @@ export function ipAddrs(c: UdpCore, u8: Uint8Array, v4: boolean, l3: number): vo
     c.a16.set(u8.subarray(l3 + 8, l3 + 24));
     c.b16.set(u8.subarray(l3 + 24, l3 + 40));
   }
+  if (!inanyIsUnicast(c.a16, 0) || inanyIsUnspecified(c.b16, 0)) {
+    c.drop(c.ix.badAddr);
+    return false;
+  }
+  return true;
 }
 
 function udpFromTap(c: UdpCore, b: SendBatch, v4: boolean, l3: number, l4: number, l4Len: number, now: number): void {
@@ -185,13 +194,9 @@ function udpFromTap(c: UdpCore, b: SendBatch, v4: boolean, l3: number, l4: numbe
     c.drop(c.ix.zeroPort);
     return;
   }
-  ipAddrs(c, u8, v4, l3);
+  if (!guestAddrs(c, u8, v4, l3)) return;
   const src = c.a16;
   const dst = c.b16;
-  if (!inanyIsUnicast(src, 0) || inanyIsUnspecified(dst, 0)) {
-    c.drop(c.ix.badAddr);
-    return;
-  }
   let ref = c.table.lookup(IPPROTO_UDP, PIF.TAP, dst, 0, dport, src, 0, sport);
   if (ref < 0) {
     ref = udpFlowFromTap(c, src, sport, dst, dport, now);
