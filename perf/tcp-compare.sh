@@ -35,10 +35,7 @@ one() { # SCENARIO PROGRAM MTU
   local mtu=""; [ "$3" = default ] || mtu="-m $3"
   timeout $((T + 40)) unshare -n bash -c '
     S=$1; P=$2; T=$3; MTU=$4; AS=$5
-    ip link set lo up
-    ip link add eth0 type veth peer name uplink0; ip link set uplink0 up; ip link set eth0 up mtu 1500
-    ip addr add 192.0.2.2/24 dev eth0; ip route add default via 192.0.2.1
-    ip -6 addr add 2001:db8::2/64 dev eth0 nodad; ip -6 route add default via 2001:db8::1
+    sh test/scripts/host-uplink.sh
     pids=$(mktemp -d); trap "for f in $pids/*.pid; do [ -s \$f ] && kill \$(cat \$f) 2>/dev/null; done; rm -rf $pids" EXIT
     res() { jq -r "[.intervals[].sum.bits_per_second] as \$v | (\$v|add/length) as \$m |
       \"\((.end.sum_received.bits_per_second // 0)/1e9*100|floor/100) \([\$v[]|select(. < \$m/10)]|length)\""; }

@@ -20,7 +20,7 @@
 # Run as root, after `npx tsc -p .`.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
+ROOT=$(cd "$HERE/.." && pwd); export ROOT  # hostns() runs in a fresh bash (declare -f)
 BLAST="node $ROOT/dist/perf/udpBlast.js"
 
 if [ "${1:-}" = "--one" ]; then
@@ -58,16 +58,7 @@ shift $((OPTIND - 1)); [ $# -gt 0 ] || set -- /usr/bin/pasta "$ROOT/bin/pasta"
 ASB="setpriv --reuid bench --regid bench --init-groups"
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else print a[int((NR+1)/2)]}'; }
 hostns() {
-  unshare -n sh -c '
-ip link set lo up
-ip link add eth0 type veth peer name uplink0
-ip link set uplink0 up
-ip link set eth0 up mtu 1500
-ip addr add 192.0.2.2/24 dev eth0
-ip route add default via 192.0.2.1
-ip -6 addr add 2001:db8::2/64 dev eth0 nodad
-ip -6 route add default via 2001:db8::1
-exec "$@"' sh "$@"
+  unshare -n sh -c 'sh "$1" && shift && exec "$@"' sh "$ROOT/test/scripts/host-uplink.sh" "$@"
 }
 echo "datagram size $SIZE bytes, offered load $( [ "$RATE" = 0 ] && echo unlimited || echo "$RATE Gbit/s"), $T s per run, median of $REPS (Gbit/s received, loss %)"
 printf '%-16s' scenario; for P in "$@"; do printf ' %-26s' "$(echo "$P" | sed 's|.*/||')"; done; echo

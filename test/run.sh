@@ -26,14 +26,7 @@ fi
 
 # --- inside the made host namespace ---
 hostname passt-ts-test
-ip link set lo up
-ip link add eth0 type veth peer name uplink0
-ip link set uplink0 up
-ip link set eth0 up mtu 1500
-ip addr add 192.0.2.2/24 dev eth0
-ip route add default via 192.0.2.1
-ip -6 addr add 2001:db8::2/64 dev eth0 nodad
-ip -6 route add default via 2001:db8::1
+sh test/scripts/host-uplink.sh
 sysctl -q -w net.ipv4.ping_group_range="0 2147483647"
 # let the veth's link-local address leave DAD before tests read it
 for i in $(seq 50); do ip -6 addr show dev eth0 scope link | grep -q tentative || break; sleep 0.1; done

@@ -162,14 +162,7 @@ async function setUpNested(h: NsHolder, opts: { resolv?: string; pingRange?: str
   const exec = ['nsenter', '-t', String(h.pid), '-n', '-m'];
   let script = `set -e
 sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-ip link set lo up
-ip link add eth0 type veth peer name uplink0
-ip link set uplink0 up
-ip link set eth0 up
-ip addr add 192.0.2.2/24 dev eth0
-ip route add default via 192.0.2.1
-ip -6 addr add 2001:db8::2/64 dev eth0 nodad
-ip -6 route add default via 2001:db8::1
+sh ${path.join(ROOT, 'test', 'scripts', 'host-uplink.sh')}
 ip addr add 192.0.2.53/32 dev lo
 ip -6 addr add 2001:db8::53/128 dev lo
 `;
