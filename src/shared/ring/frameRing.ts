@@ -204,6 +204,23 @@ export class FrameRing {
     return p >= this.span ? p - this.span : p;
   }
 
+  /**
+   * Walking records: the Int32 index of the header at pos, or -1 where the
+   * lap ends there (a gap too short for a header, or a WRAP record: the
+   * next record is at lapEnd(pos)).
+   */
+  private headerAt(pos: number): number {
+    const off = this.offsetOf(pos);
+    if (this.capacity - off < RING_REC_HDR) return -1;
+    const h = (RING_DATA + off) >> 2;
+    return this.i32[h + REC.KIND] === REC_KIND.WRAP ? -1 : h;
+  }
+
+  /** The position where the next lap starts, from pos in this one. */
+  private lapEnd(pos: number): number {
+    return this.advance(pos, this.capacity - this.offsetOf(pos));
+  }
+
   /** Bytes free from the producer's point of view, with the given HEAD. */
   private freeFrom(head: number): number {
     const used = this.wPos - head;
@@ -324,20 +341,13 @@ export class FrameRing {
     let pos = this.pubPos;
     let n = 0;
     while (pos !== this.wPos) {
-      const off = this.offsetOf(pos);
-      const toEnd = this.capacity - off;
-      if (toEnd < RING_REC_HDR) {
-        pos = this.advance(pos, toEnd);
-        continue;
-      }
-      const h = (RING_DATA + off) >> 2;
-      const kind = i32[h + REC.KIND];
-      if (kind === REC_KIND.WRAP) {
-        pos = this.advance(pos, toEnd);
+      const h = this.headerAt(pos);
+      if (h < 0) {
+        pos = this.lapEnd(pos);
         continue;
       }
       const len = i32[h + REC.LEN];
-      if (kind >= 0) {
+      if (i32[h + REC.KIND] >= 0) {
         if (n === max) return -1;
         offs[n] = (h << 2) + RING_REC_HDR;
         lens[n] = len;
@@ -400,25 +410,19 @@ export class FrameRing {
           return -1;
         }
       }
-      const off = this.offsetOf(pos);
-      const toEnd = this.capacity - off;
-      if (toEnd < RING_REC_HDR) {
-        pos = this.advance(pos, toEnd);
+      const h = this.headerAt(pos);
+      if (h < 0) {
+        pos = this.lapEnd(pos);
         continue;
       }
-      const h = (RING_DATA + off) >> 2;
       const kind = i32[h + REC.KIND];
       if (kind >= 0) {
         this.rPos = pos;
         this.cur = h;
         return (h << 2) + RING_REC_HDR;
       }
-      if (kind === REC_KIND.WRAP) {
-        pos = this.advance(pos, toEnd);
-      } else {
-        if (this.debug && kind !== REC_KIND.SKIP) throw new Error(`ring peek: bad kind ${kind} at offset ${off}`);
-        pos = this.advance(pos, recordSize(i32[h + REC.LEN]));
-      }
+      if (this.debug && kind !== REC_KIND.SKIP) throw new Error(`ring peek: bad kind ${kind} at offset ${this.offsetOf(pos)}`);
+      pos = this.advance(pos, recordSize(i32[h + REC.LEN]));
     }
   }
 
