@@ -32,6 +32,7 @@ import { inanyIs4, inanyIsLoopback } from '../../shared/flow/inany';
 import { EPOLL_CTL_ADD, EPOLLIN, EPOLLERR } from '../../shared/linux';
 import { EpollType, packRef } from '../../shared/epollRef';
 import { csum, finish, pseudo6 } from '../../shared/wire/checksum';
+import { wr16 } from '../../shared/wire/bytes';
 import { SOCKADDR_LEN, sockaddrFrom } from '../../shared/sockaddr';
 import { log } from '../../shared/log';
 
@@ -152,15 +153,12 @@ export function pingSockHandler(c: UdpCore, f: number, events: number): void {
     c.lastSeq[f] = seq;
     const u8 = out.u8;
     u8.set(area.subarray(m, m + len), d);
-    u8[d + 2] = 0;
-    u8[d + 3] = 0;
-    u8[d + 4] = id >>> 8;
-    u8[d + 5] = id & 0xff;
+    wr16(u8, d + 2, 0);
+    wr16(u8, d + 4, id);
     const ck = v4
       ? finish(csum(u8, d, len))
       : finish(csum(u8, d, len, pseudo6(t.keys, ko + FLOW_KEY.OUR_ADDR, t.keys, ko + FLOW_KEY.EP_ADDR, proto, len)));
-    u8[d + 2] = ck >>> 8;
-    u8[d + 3] = ck & 0xff;
+    wr16(u8, d + 2, ck);
     out.finish(t.keys, ko + FLOW_KEY.OUR_ADDR, t.keys, ko + FLOW_KEY.EP_ADDR, proto, len);
     c.stats.v[c.ix.pingReplies]++;
     if (log.traceOn) log.trace(`Flow ${f} (ping): reply seq ${seq}, ${len} bytes`);

@@ -57,6 +57,8 @@ import { EpollType, packRef, refIndex, refType } from '../../shared/epollRef';
 import { EPOLLERR, EPOLLIN } from '../../shared/linux';
 import { E } from '../../shared/native';
 import { csum, finish, pseudo6 } from '../../shared/wire/checksum';
+import { writeUdpHeader, udpChecksumValue } from '../../shared/wire/udp';
+import { wr16 } from '../../shared/wire/bytes';
 
 /** recvmmsg calls per readiness event. */
 const MAX_ROUNDS = 4;
@@ -240,23 +242,11 @@ function toTap(c: UdpCore, st: RecvState, area: Uint8Array, inRing: boolean, f: 
     u8.set(area.subarray(pay, pay + len), rec + fhdr);
   }
   const l4 = rec + vnet + 14 + iphl;
-  const sport = t.ourPort(f, o);
-  const dport = t.epPort(f, o);
-  const l4Len = 8 + len;
-  u8[l4] = sport >>> 8;
-  u8[l4 + 1] = sport & 0xff;
-  u8[l4 + 2] = dport >>> 8;
-  u8[l4 + 3] = dport & 0xff;
-  u8[l4 + 4] = l4Len >>> 8;
-  u8[l4 + 5] = l4Len & 0xff;
-  u8[l4 + 6] = 0;
-  u8[l4 + 7] = 0;
+  const l4Len = writeUdpHeader(u8, l4, t.ourPort(f, o), t.epPort(f, o), len) + len;
   if (!v4) {
     // RFC 8200 §8.1: mandatory, and 0 is sent as 0xffff
-    const ck = finish(csum(u8, l4, l4Len, pseudo6(keys, ko + FLOW_KEY.OUR_ADDR, keys, ko + FLOW_KEY.EP_ADDR,
-      IPPROTO_UDP, l4Len))) || 0xffff;
-    u8[l4 + 6] = ck >>> 8;
-    u8[l4 + 7] = ck & 0xff;
+    wr16(u8, l4 + 6, udpChecksumValue(finish(csum(u8, l4, l4Len, pseudo6(keys, ko + FLOW_KEY.OUR_ADDR,
+      keys, ko + FLOW_KEY.EP_ADDR, IPPROTO_UDP, l4Len)))));
   }
   out.writeHeaders(rec, v4, keys, ko + FLOW_KEY.OUR_ADDR, keys, ko + FLOW_KEY.EP_ADDR, IPPROTO_UDP, l4Len);
   ring.endWrite(fhdr + len, FRAME_KIND.TO_GUEST);
