@@ -238,7 +238,10 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     }
   }
 
-  /** Handles guest frames in batches; true if the budget ran out first. */
+  /**
+   * Handles guest frames in batches (consecutive frames of one 4-tuple, up
+   * to BATCH_MAX); true if the budget ran out first.
+   */
   private drainTap(): boolean {
     const ring = this.ring;
     const u8 = this.u8;
@@ -246,9 +249,11 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     const v = this.view;
     const st = this.stats;
     let frames = 0;
-    while (frames < FRAME_BUDGET) {
+    let more = false;
+    b.n = 0;
+    for (;;) {
       const d = ring.peek();
-      if (d < 0) return false;
+      if (d < 0) break;
       const kind = ring.recKind;
       if (kind !== FRAME_KIND.TCP4 && kind !== FRAME_KIND.TCP6) {
         ring.consume();
@@ -259,6 +264,12 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       const m1 = ring.recMeta1;
       const l3 = d + l3OffOf(m1);
       const l4 = d + l4OffOf(m1);
+      // a full batch, or a frame of another connection, ends the batch
+      if (b.n && (b.n === BATCH_MAX || v4 !== b.v4 || !sameTuple(u8, b.l3, b.off[0], l3, l4, v4))) this.handleBatch();
+      if (frames === FRAME_BUDGET) {
+        more = true;
+        break;
+      }
       const len = ring.recMeta2;
       ring.consume();
       frames++;
@@ -268,38 +279,27 @@ export class TcpWorker extends WorkerLoop<L4Init> {
         st.add('dropped');
         continue;
       }
-      b.n = 1;
-      b.v4 = v4;
-      b.l3 = l3;
-      b.off[0] = l4;
-      b.len[0] = len;
-      while (b.n < BATCH_MAX) {
-        const d2 = ring.peek();
-        if (d2 < 0 || ring.recKind !== kind) break;
-        const m = ring.recMeta1;
-        const l3b = d2 + l3OffOf(m);
-        const l4b = d2 + l4OffOf(m);
-        if (!sameTuple(u8, l3, l4, l3b, l4b, v4)) break;
-        const lenb = ring.recMeta2;
-        ring.consume();
-        frames++;
-        st.v[this.stFrames]++;
-        if (!v.reset(l4b, lenb)) {
-          st.add('dropMalformed');
-          st.add('dropped');
-          continue;
-        }
-        b.off[b.n] = l4b;
-        b.len[b.n] = lenb;
-        b.n++;
+      if (b.n === 0) {
+        b.v4 = v4;
+        b.l3 = l3;
       }
-      st.v[this.stBatches]++;
-      this.activeAt = this.ctx.now;
-      if (this.ctx.dropFromEvery) this.testDropBatch();
-      if (b.n) tapHandler(this.ctx, b, v);
-      if (ring.release()) this.producer.wake();
+      b.off[b.n] = l4;
+      b.len[b.n] = len;
+      b.n++;
     }
-    return true;
+    if (b.n) this.handleBatch();
+    return more;
+  }
+
+  /** Hands the batch to the TCP state machine, then releases its ring space. */
+  private handleBatch(): void {
+    const b = this.batch;
+    this.stats.v[this.stBatches]++;
+    this.activeAt = this.ctx.now;
+    if (this.ctx.dropFromEvery) this.testDropBatch();
+    if (b.n) tapHandler(this.ctx, b, this.view);
+    b.n = 0;
+    if (this.ring.release()) this.producer.wake();
   }
 
   /** Test hook: loses guest data frames of the batch (PASST_TS_TCP_DROP). */
