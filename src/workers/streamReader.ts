@@ -33,6 +33,7 @@
 import { native, E } from '../shared/native';
 import { MSG_DONTWAIT } from '../shared/linux';
 import type { FrameRing } from '../shared/ring/frameRing';
+import { rd32 } from '../shared/wire/bytes';
 
 const BUF = 4 << 20;
 /** An Ethernet header: anything shorter cannot be a frame. */
@@ -117,18 +118,22 @@ export class StreamReader {
     let pos = recOff;
     const end = recOff + space;
     for (;;) {
-      // a large frame partly received into its record: the rest goes there too
-      if (this.parkLen > 0) {
-        if (n >= max || pos + 16 + this.parkLen > end) {
+      // a large frame partly received into its record: the rest goes there
+      // too; or, when frames have been large and nothing is buffered, the
+      // next one is read whole (length and all) straight into its record
+      const parked = this.parkLen > 0;
+      if (parked || (this.largeRecent > 0 && this.start === this.end && n < max && pos + 16 + MAX_LEN <= end)) {
+        if (parked && (n >= max || pos + 16 + this.parkLen > end)) {
           lens[n] = 0;
           return n;
         }
-        if (this.parkOff !== pos + 16) {
+        if (parked && this.parkOff !== pos + 16) {
           // the record moved (the ring wrapped, or frames went before it): bring the bytes along
           u8.copyWithin(pos + 16, this.parkOff, this.parkOff + this.parkHave);
           this.parkOff = pos + 16;
         }
-        const r = this.readDirect(fd, u8, end);
+        this.parkDone = 0;
+        const r = parked ? this.readDirect(fd, u8, end) : this.readSpeculative(fd, u8, pos, end);
         if (r < 0) {
           if (r === -E.EAGAIN) this.drained = true;
           lens[n] = r === -E.EAGAIN ? 0 : r;
@@ -138,11 +143,12 @@ export class StreamReader {
           lens[n] = -E.ENODATA;
           return n;
         }
-        if (this.parkLen === 0) { // complete in its record
+        if (this.parkDone > 0) { // complete in its record
           const flen = this.parkDone;
           lens[n++] = flen;
           this.noteLen(flen);
           this.directFrames++;
+          if (!parked) this.oneReadFrames++;
           pos = (pos + 16 + flen + 7) & ~7;
         }
         if (this.drained && !this.pending) {
@@ -195,29 +201,6 @@ export class StreamReader {
           this.parkOff = pos + 16;
           continue;
         }
-      }
-
-      // frames have been large and nothing is buffered: read the next one
-      // (length and all) straight into its record, one syscall
-      if (this.largeRecent > 0 && this.start === this.end && pos + 16 + MAX_LEN <= end) {
-        const r = this.readSpeculative(fd, u8, pos, end);
-        if (r === 1) {
-          const flen = this.parkDone;
-          lens[n++] = flen;
-          this.noteLen(flen);
-          this.directFrames++;
-          this.oneReadFrames++;
-          pos = (pos + 16 + flen + 7) & ~7;
-        } else if (r < 0) {
-          if (r === -E.EAGAIN) this.drained = true;
-          lens[n] = r === -E.EAGAIN ? 0 : r;
-          return n;
-        }
-        if (this.drained && !this.pending) {
-          lens[n] = 0;
-          return n;
-        }
-        continue;
       }
 
       // bulk read into the buffer (small while frames are large, see above)
@@ -284,24 +267,24 @@ export class StreamReader {
    * bytes of its record header room (u8[pos+12, pos+16)) and the frame,
    * plus whatever follows, behind it: a whole frame costs one syscall and
    * no copy. Bytes beyond the frame go to the buffer; a frame that is not
-   * complete yet is parked in its record. Returns 1 (a frame completed:
-   * its length in parkDone), 0 (bytes taken, no frame yet), -ENODATA (EOF),
-   * -EPROTO (bad length) or another -errno.
+   * complete yet is parked in its record. Returns bytes received (the
+   * frame's length in parkDone if it completed), 0 at EOF, -EPROTO (bad
+   * length) or another -errno, as readDirect().
    */
   private readSpeculative(fd: number, u8: Uint8Array, pos: number, end: number): number {
     const want = Math.min(4 + MAX_LEN + LOOK, end - (pos + 12));
     const r = native.read(fd, u8, pos + 12, want);
-    if (r <= 0) return r === 0 ? -E.ENODATA : r;
+    if (r <= 0) return r;
     this.drained = r < want;
     if (r < 4) {
       this.buf.set(u8.subarray(pos + 12, pos + 12 + r), 0);
       this.start = 0;
       this.end = r;
-      return 0;
+      return r;
     }
-    const flen = ((u8[pos + 12] << 24) | (u8[pos + 13] << 16) | (u8[pos + 14] << 8) | u8[pos + 15]) >>> 0;
+    const flen = rd32(u8, pos + 12);
     if (flen < MIN_FRAME || flen > MAX_LEN) {
-      this.error = `bad frame length ${flen} from client (expected ${MIN_FRAME}..${MAX_LEN}), resetting connection`;
+      this.setLengthError(flen);
       return -E.EPROTO;
     }
     const got = r - 4;
@@ -309,14 +292,14 @@ export class StreamReader {
       this.parkLen = flen;
       this.parkHave = got;
       this.parkOff = pos + 16;
-      return 0;
+      return r;
     }
     const extra = got - flen;
     this.start = 0;
     this.end = extra;
     if (extra > 0) this.buf.set(u8.subarray(pos + 16 + flen, pos + 16 + got), 0);
     this.parkDone = flen;
-    return 1;
+    return r;
   }
 
   private noteLen(flen: number): void {
@@ -324,8 +307,12 @@ export class StreamReader {
     else if (this.largeRecent > 0) this.largeRecent--;
   }
 
-  private badLength(flen: number, lens: Int32Array, n: number): number {
+  private setLengthError(flen: number): void {
     this.error = `bad frame length ${flen} from client (expected ${MIN_FRAME}..${MAX_LEN}), resetting connection`;
+  }
+
+  private badLength(flen: number, lens: Int32Array, n: number): number {
+    this.setLengthError(flen);
     lens[n] = -E.EPROTO;
     return n;
   }
