@@ -72,7 +72,6 @@ interface Member {
   statsOf: { name: string; role: Role; sab: SharedArrayBuffer }[];
   worker: Worker;
   waker: WakerHandle;
-  stats: SharedArrayBuffer;
   ready: Promise<void>;
   done: Promise<void>;
 }
@@ -87,8 +86,8 @@ export class Supervisor {
   };
   /** passt: the client connection fd is gone (reported by tap-RX or tap-TX). */
   onTapGone: (fd: number, reason: string) => void = () => {};
-  /** passt: a worker applied the 'tap' control message seq. */
-  onTapAck: (role: Role, seq: number) => void = () => {};
+  /** passt: the tap-RX or tap-TX stage (whichever worker runs it) applied the 'tap' control message seq. */
+  onTapAck: (stage: 'tapRx' | 'tapTx', seq: number) => void = () => {};
 
   async start(o: PipelineOptions): Promise<void> {
     const inline = process.env.PASST_TS_INLINE_RX;
@@ -167,8 +166,7 @@ export class Supervisor {
         case 'drained': break;
         case 'fatal': this.fatal(`${name}: ${m.message}`); break;
         case 'tapGone': this.onTapGone(m.fd, m.reason); break;
-        // 'tap' goes to tap-RX and tap-TX only: an ack from the TCP worker is its tap-RX stage's
-        case 'tapAck': this.onTapAck(init.role === 'tcp' ? 'tapRx' : init.role, m.seq); break;
+        case 'tapAck': this.onTapAck(m.stage, m.seq); break;
         default: {
           const never: never = m;
           void never;
@@ -186,7 +184,7 @@ export class Supervisor {
       hosts.push('tapRx');
       statsOf.unshift({ name: 'tap-rx', role: 'tapRx', sab: init.inlineRx.stats });
     }
-    this.members.push({ name, role: init.role, hosts, statsOf, worker, waker: init.waker, stats: init.stats, ready, done });
+    this.members.push({ name, role: init.role, hosts, statsOf, worker, waker: init.waker, ready, done });
   }
 
   private fatal(message: string): void {

@@ -150,8 +150,8 @@ export class ClientSlot {
 
   constructor(private readonly sup: Supervisor) {
     sup.onTapGone = (fd, reason) => this.gone(fd, reason);
-    sup.onTapAck = (role, seq) => {
-      if (role === 'tapRx' || role === 'tapTx') this.acked[role] = Math.max(this.acked[role], seq);
+    sup.onTapAck = (stage, seq) => {
+      this.acked[stage] = Math.max(this.acked[stage], seq);
       this.closeRetired();
     };
   }

@@ -160,5 +160,5 @@ export type WorkerMsg =
   | { type: 'fatal'; message: string }
   /** passt: the client connection fd failed (EOF, error, bad frame length). */
   | { type: 'tapGone'; fd: number; reason: string }
-  /** passt: the 'tap' control message seq was applied. */
-  | { type: 'tapAck'; seq: number };
+  /** passt: the 'tap' control message seq was applied by that stage (wherever it runs). */
+  | { type: 'tapAck'; seq: number; stage: 'tapRx' | 'tapTx' };

@@ -174,7 +174,7 @@ export class TapReader {
       this.stream?.reset();
       if (this.tapfd >= 0) this.watchTap();
       else this.readable = false;
-      this.host.post({ type: 'tapAck', seq: msg.seq });
+      this.host.post({ type: 'tapAck', seq: msg.seq, stage: 'tapRx' });
     }
   }
 

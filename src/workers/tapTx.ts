@@ -103,7 +103,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
         this.gate.fd = msg.fd;
         this.gate.partial = -1;
       });
-      this.post({ type: 'tapAck', seq: msg.seq });
+      this.post({ type: 'tapAck', seq: msg.seq, stage: 'tapTx' });
     }
   }
 
