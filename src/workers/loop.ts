@@ -89,6 +89,11 @@ export abstract class WorkerLoop<I extends WorkerCommon = WorkerCommon> {
     parentPort?.postMessage(msg);
   }
 
+  /** Ends the loop at its next turn, without draining (a stage's input failed for good). */
+  stop(): void {
+    this.stopping = true;
+  }
+
   /** Runs the loop until drained after a shutdown request. */
   run(): void {
     this.post({ type: 'ready' });

@@ -76,7 +76,7 @@ class Out {
   }
 }
 
-/** What the worker hosting the stage lends it. */
+/** What the worker hosting the stage lends it (a WorkerLoop is one). */
 export interface TapReaderHost {
   /** Adds fd to the host's epoll set (throws on failure). */
   add(fd: number, events: number, ref: number): void;

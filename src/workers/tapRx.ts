@@ -12,12 +12,7 @@ class TapRxWorker extends WorkerLoop<TapRxInit> {
 
   constructor() {
     super();
-    this.reader = new TapReader(this.init, {
-      add: (fd, ev, ref) => this.add(fd, ev, ref),
-      del: (fd) => this.del(fd),
-      post: (m) => this.post(m),
-      stop: () => { this.stopping = true; },
-    });
+    this.reader = new TapReader(this.init, this);
   }
 
   protected onControl(msg: ControlMsg): void {

@@ -117,12 +117,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       mod: (fd: number, ev: number, ref: number) => this.mod(fd, ev, ref),
       del: (fd: number) => this.del(fd),
     });
-    this.reader = i.inlineRx ? new TapReader(i.inlineRx, {
-      add: (fd, ev, ref) => this.add(fd, ev, ref),
-      del: (fd) => this.del(fd),
-      post: (m) => this.post(m),
-      stop: () => { this.stopping = true; },
-    }) : null;
+    this.reader = i.inlineRx ? new TapReader(i.inlineRx, this) : null;
     const table = this.ctx.table;
     this.listeners = new ListenerSet(this, () => table.count < table.capacity,
       (l, fd, peer, now) => this.accepted(l, fd, peer, now));
