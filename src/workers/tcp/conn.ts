@@ -217,14 +217,6 @@ export class TcpConn {
     this.openedAt = 0;
     this.bulkAt = -1e9;
   }
-
-  has(ev: number): boolean {
-    return (this.events & ev) !== 0;
-  }
-
-  hasFlag(fl: number): boolean {
-    return (this.flags & fl) !== 0;
-  }
 }
 
 /** "TAP_SYN_RCVD|TAP_SYN_ACK_SENT" style names, for debug lines. */

@@ -42,18 +42,18 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
 } from '../../shared/linux';
 import { MAX_FRAME } from '../../shared/frameKinds';
-import { TCP_FLAG, writeTcpHeader, writeTcpSynOptions, TCP_SYN_OPTIONS_LEN, TCP_HEADER_LEN } from '../../shared/wire/tcp';
+import { TCP_FLAG, TCP_FIELD, writeTcpHeader, writeTcpSynOptions, TCP_SYN_OPTIONS_LEN, TCP_HEADER_LEN } from '../../shared/wire/tcp';
+import { wr16 } from '../../shared/wire/bytes';
+import { IPPROTO_TCP } from '../../shared/linux';
 import { sum16, csum, finish, fold } from '../../shared/wire/checksum';
 import { seqAfter, seqDiff } from '../../shared/wire/seq';
-import { TapOut } from '../l4/tapOut';
+import { TapOut, l4Offset } from '../l4/tapOut';
 import { log } from '../../shared/log';
 import type { TcpCtx } from './ctx';
 import { TCPI } from './ctx';
 import {
   TcpConn, TCP_EV, TCP_FL, MAX_WINDOW, WINDOW_DEFAULT, SNDBUF_SMALL, sndbufEstimate,
 } from './conn';
-
-const IPPROTO_TCP = 6;
 
 /** sendFlag(): send a pure ACK only if the ACK number or window changed. */
 export const ACK_IF_NEEDED = 0;
@@ -149,8 +149,7 @@ function emit(ctx: TcpCtx, c: TcpConn, tcpFlags: number, seq: number, ack: numbe
   writeTcpHeader(u8, p, c.ourPort, c.guestPort, seq, ack, tcpFlags, windowField(c, syn), optLen);
   if (syn) writeTcpSynOptions(u8, p + TCP_HEADER_LEN, c.mssToTap, c.wsToTap);
   const s = finish(sum16(u8, p, l4Len, TapOut.pseudoSum(c.ourAddr, 0, c.guestAddr, 0, IPPROTO_TCP, l4Len)));
-  u8[p + 16] = s >>> 8;
-  u8[p + 17] = s & 0xff;
+  wr16(u8, p + TCP_FIELD.CHECKSUM, s);
   o.finish(c.ourAddr, 0, c.guestAddr, 0, IPPROTO_TCP, l4Len, c.flowLabel);
   ctx.stats.v[ctx.stFlagsToTap]++;
   return true;
@@ -249,8 +248,7 @@ export function fillDataSegment(ctx: TcpCtx, c: TcpConn, d: number, l4: number, 
     acc = csum(u8, l4 + TCP_HEADER_LEN, len, acc);
     s = finish(acc);
   }
-  u8[l4 + 16] = s >>> 8;
-  u8[l4 + 17] = s & 0xff;
+  wr16(u8, l4 + TCP_FIELD.CHECKSUM, s);
   o.writeHeaders(d, c.v4, c.ourAddr, 0, c.guestAddr, 0, IPPROTO_TCP, l4Len, c.flowLabel);
   if (o.vnetLen >= VIRTIO_NET_HDR_LEN) {
     const csumStart = l4 - d - o.vnetLen;
@@ -276,7 +274,7 @@ export function fillDataSegment(ctx: TcpCtx, c: TcpConn, d: number, l4: number, 
  */
 export function framePayload(ctx: TcpCtx, c: TcpConn): number {
   if (ctx.out.vnetLen < VIRTIO_NET_HDR_LEN) return c.mss;
-  const room = MAX_FRAME - 14 - (c.v4 ? 20 : 40) - TCP_HEADER_LEN;
+  const room = MAX_FRAME - l4Offset(0, c.v4) - TCP_HEADER_LEN;
   return room > c.mss ? room - (room % c.mss) : c.mss;
 }
 

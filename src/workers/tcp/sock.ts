@@ -33,7 +33,7 @@ import {
   EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLIN, EPOLLOUT,
 } from '../../shared/linux';
 import { FRAME_KIND } from '../../shared/frameKinds';
-import { REC_KIND } from '../../shared/ring/layout';
+import { REC_KIND, recordSize } from '../../shared/ring/layout';
 import { seqAfter, seqDiff } from '../../shared/wire/seq';
 import { TCP_FLAG, TCP_HEADER_LEN } from '../../shared/wire/tcp';
 import { PIF, INISIDE, TGTSIDE } from '../../shared/flow/table';
@@ -107,7 +107,7 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
       st.add('ringWaits');
       return waitRing(ctx, c);
     }
-    const recSize = (16 + hdr + seg + 7) & ~7;
+    const recSize = recordSize(hdr + seg);
     let n = Math.floor(ring.contiguousFree() / recSize);
     const need = Math.ceil(budget / seg);
     if (n > need) n = need;
@@ -295,7 +295,6 @@ export function connectDone(ctx: TcpCtx, c: TcpConn): void {
     return resetConn(ctx, c, `connect: ${err > 0 ? native.strerror(err) : native.strerror(-err)}`);
   }
   synParams(ctx, c, c.guestOfferedWs);
-  updateSeqAckWnd(ctx, c, true, true);
   if (!sendFlag(ctx, c, TCP_FLAG.SYN | TCP_FLAG.ACK)) return resetConn(ctx, c, 'no room for SYN+ACK');
   c.seqAckFromTap = c.seqToTap;
   ctx.event(c, TCP_EV.TAP_SYN_ACK_SENT);
@@ -389,7 +388,6 @@ export function connFromSock(ctx: TcpCtx, fd: number, peer: Uint8Array, targetPo
   st.add('accepted');
   st.v[ctx.stActive] = ctx.table.count;
   ctx.event(c, TCP_EV.SOCK_ACCEPTED);
-  updateSeqAckWnd(ctx, c, true, true);
   if (!sendFlag(ctx, c, TCP_FLAG.SYN)) {
     ctx.close(c);
     return null;

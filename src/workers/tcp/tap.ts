@@ -123,11 +123,7 @@ export function tapHandler(ctx: TcpCtx, b: TapBatch, v: TcpView): void {
     for (; start < b.n; start++) {
       v.reset(b.off[start], b.len[start]);
       const fl = v.flags;
-      if (fl & TCP_FLAG.RST) {
-        st.add('resetsFromTap');
-        abortSock(c);
-        return ctx.close(c);
-      }
+      if (fl & TCP_FLAG.RST) return rstFromTap(ctx, c, null);
       if (fl & TCP_FLAG.SYN) {
         if (!(fl & TCP_FLAG.ACK) && c.events & TCP_EV.TAP_SYN_ACK_SENT && v.seqNumber === ((c.seqInitFromTap - 1) >>> 0))
           resendSynAck(ctx, c);
@@ -195,12 +191,7 @@ function connFromTap(ctx: TcpCtx, v: TcpView, v4: boolean, our: Uint8Array, gues
   st.add('flows');
   st.v[ctx.stActive] = ctx.table.count;
 
-  v.parseOptions();
-  c.mss = guestMss(v.optMss, v4);
-  c.guestOfferedWs = v.optWs >= 0;
-  c.wsFromTap = guestWs(v.optWs);
-  c.wndFromTap = v.window || 1;
-  c.wndFromTapRaw = v.window;
+  synOptionsFromGuest(c, v);
   const seq = v.seqNumber;
   c.seqInitFromTap = c.seqFromTap = c.seqAckToTap = (seq + 1) >>> 0;
   c.seqToTap = c.seqAckFromTap = initialSeq(ctx, c);
@@ -262,14 +253,29 @@ function targetSockaddr(ctx: TcpCtx, c: TcpConn, port: number): Uint8Array {
   return ctx.sa.subarray(0, n);
 }
 
+/** MSS, window scale and window from the guest's SYN or SYN+ACK at v. */
+function synOptionsFromGuest(c: TcpConn, v: TcpView): void {
+  v.parseOptions();
+  c.mss = guestMss(v.optMss, c.v4);
+  c.guestOfferedWs = v.optWs >= 0;
+  c.wsFromTap = guestWs(v.optWs);
+  c.wndFromTap = v.window || 1;
+  c.wndFromTapRaw = v.window;
+}
+
+/** A reset from the guest: the host side is reset too and the connection goes. */
+function rstFromTap(ctx: TcpCtx, c: TcpConn, why: string | null): void {
+  ctx.stats.add('resetsFromTap');
+  if (why && log.debugOn) log.debug(`${ctx.tag(c)}: ${why}`);
+  abortSock(c);
+  ctx.close(c);
+}
+
 /** The guest's answer to our SYN (connection accepted on a forwarded port). */
 function tapSynAck(ctx: TcpCtx, c: TcpConn, v: TcpView): boolean {
   const fl = v.flags;
   if (fl & TCP_FLAG.RST) {
-    ctx.stats.add('resetsFromTap');
-    if (log.debugOn) log.debug(`${ctx.tag(c)}: refused by the guest`);
-    abortSock(c);
-    ctx.close(c);
+    rstFromTap(ctx, c, 'refused by the guest');
     return false;
   }
   if ((fl & (TCP_FLAG.SYN | TCP_FLAG.ACK | TCP_FLAG.FIN)) !== (TCP_FLAG.SYN | TCP_FLAG.ACK) ||
@@ -277,13 +283,8 @@ function tapSynAck(ctx: TcpCtx, c: TcpConn, v: TcpView): boolean {
     resetConn(ctx, c, 'unexpected segment in handshake');
     return false;
   }
-  v.parseOptions();
-  c.mss = guestMss(v.optMss, c.v4);
-  c.guestOfferedWs = v.optWs >= 0;
-  c.wsFromTap = guestWs(v.optWs);
+  synOptionsFromGuest(c, v);
   if (!c.guestOfferedWs) c.wsToTap = 0;
-  c.wndFromTap = v.window || 1;
-  c.wndFromTapRaw = v.window;
   c.seqInitFromTap = c.seqFromTap = (v.seqNumber + 1) >>> 0;
   establish(ctx, c);
   if (c.dead) return false;
@@ -307,22 +308,10 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
   for (let i = start; i < n; i++) {
     v.reset(b.off[i], b.len[i]);
     const fl = v.flags;
-    if (fl & TCP_FLAG.RST) {
-      st.add('resetsFromTap');
-      if (log.debugOn) log.debug(`${ctx.tag(c)}: RST from guest`);
-      abortSock(c);
-      ctx.close(c);
-      return;
-    }
-    if (fl & TCP_FLAG.SYN) {
-      // SYN in a synchronised connection (our SYN+ACK retransmitted by a
-      // confused guest, or garbage): ignore the segment
-      b.skip[i] = 1;
-      st.add('dropMalformed');
-      st.add('dropped');
-      continue;
-    }
-    if (!(fl & TCP_FLAG.ACK)) {
+    if (fl & TCP_FLAG.RST) return rstFromTap(ctx, c, 'RST from guest');
+    // a SYN in a synchronised connection (our SYN+ACK retransmitted by a
+    // confused guest, or garbage), or a segment without ACK: ignored
+    if (fl & TCP_FLAG.SYN || !(fl & TCP_FLAG.ACK)) {
       b.skip[i] = 1;
       st.add('dropMalformed');
       st.add('dropped');
