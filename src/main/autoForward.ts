@@ -36,7 +36,7 @@ import { native } from '../shared/native';
 import {
   AF_INET, AF_INET6, O_RDONLY, O_CLOEXEC, SOCK_STREAM, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_CLOEXEC,
 } from '../shared/linux';
-import { inanyParse } from '../shared/flow/inany';
+import { LOOPBACK4, LOOPBACK6 } from '../shared/flow/nat';
 import { log } from '../shared/log';
 import { procNetPorts, TCP_LISTEN, UDP_UNCONNECTED } from './procNet';
 import type { Forwarder } from './forward';
@@ -47,8 +47,6 @@ export const SCAN_INTERVAL_MS = 1000;
 type Proto = 'tcp' | 'udp';
 type Side = 'host' | 'ns';
 
-const LO4 = inanyParse('127.0.0.1');
-const LO6 = inanyParse('::1');
 
 /** The /proc/net files of one namespace: fds or -1. */
 interface NetFiles {
@@ -313,17 +311,15 @@ export class AutoForwarder {
   private bindNsBatch(dir: AutoDir, ports: number[], got: ListenerInfo[]): void {
     const type = (dir.proto === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
     const fams: [number, Uint8Array, number][] = [];
-    if (this.cfg.ip4.enabled) fams.push([AF_INET, LO4, -1]);
-    if (this.cfg.ip6.enabled) fams.push([AF_INET6, LO6, 1]);
+    if (this.cfg.ip4.enabled) fams.push([AF_INET, LOOPBACK4, -1]);
+    if (this.cfg.ip6.enabled) fams.push([AF_INET6, LOOPBACK6, 1]);
     const byPort = new Map<number, ListenerInfo[]>();
     for (const [family, addr, v6only] of fams) {
       const fds = new Int32Array(ports.length);
       const n = native.nsSockets(this.nsfd, family, type, 0, ports.length, fds);
       for (let i = 0; i < ports.length; i++) {
         const pre = i < n ? fds[i] : -1;
-        const fd = pre >= 0
-          ? this.fwd.openBound(dir.proto, addr, ports[i], null, v6only, this.nsfd, pre)
-          : this.fwd.openBound(dir.proto, addr, ports[i], null, v6only, this.nsfd);
+        const fd = this.fwd.openBound(dir.proto, addr, ports[i], null, v6only, this.nsfd, pre);
         if (fd < 0) continue;
         const l = this.info(fd, dir, ports[i]);
         const list = byPort.get(ports[i]);

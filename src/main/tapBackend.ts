@@ -31,7 +31,7 @@ import { log } from '../shared/log';
 import { native, E } from '../shared/native';
 import {
   AF_UNIX, SOCK_STREAM, SOCK_CLOEXEC, SOCK_NONBLOCK, SOL_SOCKET, SO_PEERCRED, SO_SNDBUF, SO_RCVBUF,
-  F_DUPFD_CLOEXEC, F_GETFL, F_SETFL, O_NONBLOCK,
+  F_DUPFD_CLOEXEC, F_GETFL, F_SETFL, F_SETFD, FD_CLOEXEC, O_NONBLOCK,
 } from '../shared/linux';
 import type { Supervisor } from './supervisor';
 
@@ -117,7 +117,7 @@ export function adoptClientFd(fd: number): void {
   if (type !== SOCK_STREAM) throw new PasstError('PASST_ERR_FD', `Invalid --fd ${fd}: not a stream socket`);
   const fl = native.fcntl(fd, F_GETFL, 0);
   if (fl >= 0 && !(fl & O_NONBLOCK)) native.fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  native.fcntl(fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+  native.fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 /** Socket buffers as large as the system allows (SPEC §10: "maximised"). */

@@ -46,6 +46,7 @@ import { GuestState } from '../shared/guestState';
 import { FrameViews, FRAME_LAYER } from '../shared/wire/frame';
 import { ETHERTYPE } from '../shared/wire/ethernet';
 import { IP_PROTO } from '../shared/wire/ipv4';
+import { ICMP_TYPE, ICMPV6_TYPE } from '../shared/wire/icmp';
 import { linkServiceFor, linkHandle, LINK_SERVICE, LINK_REPLY_MAX } from '../shared/services/dispatch';
 import { serviceContextFromConfig, ServiceContext } from '../shared/services/context';
 import { noteGuestFrame } from '../shared/services/learn';
@@ -55,17 +56,17 @@ import { StreamReader } from './streamReader';
 
 /** Frames per native read call. */
 const BATCH = 64;
-/** Room one read needs: the largest frame plus a virtio-net header. */
-const ICMP_ECHO_REQUEST = 8;
-const ICMPV6_ECHO_REQUEST = 128;
 
 class Out {
   readonly ring: FrameRing;
   readonly consumer: Waker;
+  /** Views over this ring, for frames read into it. */
+  readonly views: FrameViews;
   dirty = false;
   constructor(o: RingOut) {
     this.ring = new FrameRing(o.ring);
     this.consumer = new Waker(o.consumer);
+    this.views = new FrameViews(this.ring.u8);
   }
   /** Publishes what was written and wakes the consumer if it sleeps. */
   flush(): void {
@@ -93,8 +94,6 @@ export class TapReader {
   private readonly tcp: Out[];
   private readonly udp: Out;
   private readonly tx: Out;
-  /** Views over each ring a batch can be read into (TCP shards, UDP). */
-  private readonly views: Map<Out, FrameViews>;
   /**
    * The ring the next batch is read into: the one that kept most frames of
    * the last batch, so bulk traffic of either protocol is never copied in
@@ -122,11 +121,11 @@ export class TapReader {
     const i = init;
     this.tapfd = i.tapfd;
     this.vnetLen = i.vnetLen;
+    // room one read needs: the largest frame plus a virtio-net header
     this.maxRead = MAX_FRAME + this.vnetLen + 1;
     this.tcp = i.toTcp.map((o) => new Out(o));
     this.udp = new Out(i.toUdp);
     this.tx = new Out(i.toTx);
-    this.views = new Map([...this.tcp, this.udp].map((o) => [o, new FrameViews(o.ring.u8)] as [Out, FrameViews]));
     this.target = this.tcp[0];
     this.stats = new Stats('tapRx', i.stats);
     this.pcap = i.pcapFd >= 0 ? new PcapWriter(i.pcapFd) : null;
@@ -334,7 +333,7 @@ export class TapReader {
     this.pcap?.write(u8, off, flen);
     if (flen < 14) { st.add('tooShort'); return -1; }
     if (flen > MAX_FRAME) { st.add('tooLong'); return -1; }
-    const fv = this.views.get(inRing) as FrameViews;
+    const fv = inRing.views;
     const layer = fv.parse(off, flen);
     noteGuestFrame(this.ctx, u8, off, flen);
     this.guest.setFlags(this.ctx.ip6.hasAddrSeen, this.ctx.ip6.hasAddrLlSeen);
@@ -363,14 +362,14 @@ export class TapReader {
         this.warnFragments(now);
         return -1;
       }
-      if (u8[ip.off + 12] === 127 || u8[ip.off + 16] === 127) { st.add('loopbackAddr'); return -1; }
+      if (ip.hasLoopback) { st.add('loopbackAddr'); return -1; }
       l3Off = ip.off;
       l4Off = ip.payloadOff;
       l4Len = ip.payloadLen;
     } else {
       st.add('ipv6');
       const ip = fv.ip6;
-      if (isLoopback6(u8, ip.off + 8) || isLoopback6(u8, ip.off + 24)) { st.add('loopbackAddr'); return -1; }
+      if (ip.hasLoopback) { st.add('loopbackAddr'); return -1; }
       l3Off = ip.off;
       l4Off = ip.payloadOff;
       l4Len = ip.payloadLen;
@@ -401,7 +400,7 @@ export class TapReader {
     if (proto === IP_PROTO.ICMP || proto === IP_PROTO.ICMPV6) {
       // NDP was consumed above; only echo requests are forwarded (SPEC §6)
       const type = l4Len > 0 ? u8[l4Off] : -1;
-      if (cfg.noIcmp || (l4Len > 0 && type !== (v4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST))) {
+      if (cfg.noIcmp || (l4Len > 0 && type !== (v4 ? ICMP_TYPE.ECHO_REQUEST : ICMPV6_TYPE.ECHO_REQUEST))) {
         st.add('otherL4');
         return -1;
       }
@@ -454,10 +453,5 @@ export class TapReader {
       this.fragWarn.count = 0;
     }
   }
-}
-
-function isLoopback6(u8: Uint8Array, off: number): boolean {
-  for (let i = 0; i < 15; i++) if (u8[off + i] !== 0) return false;
-  return u8[off + 15] === 1;
 }
 

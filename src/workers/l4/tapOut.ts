@@ -104,11 +104,6 @@ export class TapOut {
     this.cur = -1;
   }
 
-  /** Abandons the frame reserved by begin() (nothing to send after all). */
-  cancel(): void {
-    this.cur = -1;
-  }
-
   /**
    * Writes virtio-net (zeroed), Ethernet and IP headers for a record whose
    * data starts at d. The caller ends the record with

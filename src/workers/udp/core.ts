@@ -288,7 +288,7 @@ export class UdpCore {
     const fd = this.newSocket(inNs, v4, 0);
     if (fd < 0) {
       this.drop(this.ix.socketErrors);
-      if (log.debugOn) log.debug(`Flow ${f} (udp): socket: ${errnoText(fd)}`);
+      if (log.debugOn) log.debug(`Flow ${f} (udp): socket: ${errnoName(fd)}`);
       return -1;
     }
     const s = this.sys;
@@ -306,14 +306,14 @@ export class UdpCore {
     if (r < 0) {
       s.close(fd);
       this.drop(this.ix.bindErrors);
-      if (log.debugOn) log.debug(`Flow ${f} (udp): bind ${endpointString(keys, ko + FLOW_KEY.OUR_ADDR, t.ourPort(f, side))}: ${errnoText(r)}`);
+      if (log.debugOn) log.debug(`Flow ${f} (udp): bind ${endpointString(keys, ko + FLOW_KEY.OUR_ADDR, t.ourPort(f, side))}: ${errnoName(r)}`);
       return -1;
     }
     r = s.connect(fd, this.sockaddr(keys, ko + FLOW_KEY.EP_ADDR, t.epPort(f, side)));
     if (r < 0) {
       s.close(fd);
       this.drop(this.ix.connectErrors);
-      if (log.debugOn) log.debug(`Flow ${f} (udp): connect ${endpointString(keys, ko + FLOW_KEY.EP_ADDR, t.epPort(f, side))}: ${errnoText(r)}`);
+      if (log.debugOn) log.debug(`Flow ${f} (udp): connect ${endpointString(keys, ko + FLOW_KEY.EP_ADDR, t.epPort(f, side))}: ${errnoName(r)}`);
       return -1;
     }
     // datagrams that slipped in between bind() and connect() are not the peer's
@@ -393,7 +393,7 @@ export class UdpCore {
     this.drop(this.ix.pingSocketErrors);
     if (this.pingWarned) return;
     this.pingWarned = true;
-    log.warn(`Couldn't open ping socket (${errnoText(err)}): ICMP echo requests are dropped. ` +
+    log.warn(`Couldn't open ping socket (${errnoName(err)}): ICMP echo requests are dropped. ` +
       'Widen net.ipv4.ping_group_range to include this group, e.g. sysctl -w net.ipv4.ping_group_range="0 2147483647"');
   }
 
@@ -519,7 +519,7 @@ export class UdpCore {
     if (slot < 0) slot = this.listeners.length;
     const r = this.sys.epollCtl(this.epfd, EPOLL_CTL_ADD, l.fd, EPOLLIN, packRef(EpollType.UDP_LISTEN, slot));
     if (r < 0) {
-      log.warn(`UDP port ${l.port}: epoll: ${errnoText(r)}`);
+      log.warn(`UDP port ${l.port}: epoll: ${errnoName(r)}`);
       this.sys.close(l.fd);
       return false;
     }
@@ -563,9 +563,4 @@ export function bindToDevice(s: UdpSys, fd: number, ifname: string): void {
   const b = new Uint8Array(ifname.length + 1);
   for (let i = 0; i < ifname.length; i++) b[i] = ifname.charCodeAt(i);
   s.setsockoptBytes(fd, SOL_SOCKET, SO_BINDTODEVICE, b);
-}
-
-/** "EADDRINUSE" for -98. */
-export function errnoText(r: number): string {
-  return errnoName(r);
 }

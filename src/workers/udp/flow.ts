@@ -24,7 +24,7 @@
  * - Any failure undoes the whole flow (`core.free`) and counts the reason.
  */
 import { UdpCore, Listener, FLOW_TYPE, IPPROTO_UDP, anyOf } from './core';
-import { INISIDE, TGTSIDE, PIF, FLOW_KEY } from '../../shared/flow/table';
+import { INISIDE, TGTSIDE, PIF } from '../../shared/flow/table';
 import { LOOPBACK4, LOOPBACK6 } from '../../shared/flow/nat';
 import {
   inanyIs4, inanyIsLoopback, inanyIsUnicast, inanyFrom4, inanyCopy,
@@ -122,9 +122,4 @@ export function udpFlowFromListener(c: UdpCore, l: Listener, src: Uint8Array, sp
   }
   c.activate(f, FLOW_TYPE.UDP, now);
   return f * 2 + INISIDE;
-}
-
-/** True if side `side` of flow f is on the tap. */
-export function sideIsTap(c: UdpCore, f: number, side: number): boolean {
-  return c.table.keys[c.table.keyOff(f, side) + FLOW_KEY.PIF] === PIF.TAP;
 }

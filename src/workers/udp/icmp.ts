@@ -31,15 +31,12 @@ import { INISIDE, TGTSIDE, PIF, FLOW_KEY } from '../../shared/flow/table';
 import { inanyIs4, inanyIsLoopback } from '../../shared/flow/inany';
 import { EPOLL_CTL_ADD, EPOLLIN, EPOLLERR } from '../../shared/linux';
 import { EpollType, packRef } from '../../shared/epollRef';
-import { csum, finish, pseudo6 } from '../../shared/wire/checksum';
+import { csum, finish, l4Checksum6 } from '../../shared/wire/checksum';
+import { ICMP_TYPE, ICMPV6_TYPE } from '../../shared/wire/icmp';
 import { wr16 } from '../../shared/wire/bytes';
 import { SOCKADDR_LEN, sockaddrFrom } from '../../shared/sockaddr';
 import { log } from '../../shared/log';
 
-const ICMP_ECHO_REQUEST = 8;
-const ICMP_ECHO_REPLY = 0;
-const ICMPV6_ECHO_REQUEST = 128;
-const ICMPV6_ECHO_REPLY = 129;
 /** Replies read per event. */
 const REPLY_BATCH = 8;
 
@@ -54,7 +51,7 @@ export function icmpFromTap(c: UdpCore, v4: boolean, l3: number, l4: number, l4L
     c.drop(c.ix.truncated);
     return;
   }
-  if (u8[l4] !== (v4 ? ICMP_ECHO_REQUEST : ICMPV6_ECHO_REQUEST) || u8[l4 + 1] !== 0) {
+  if (u8[l4] !== (v4 ? ICMP_TYPE.ECHO_REQUEST : ICMPV6_TYPE.ECHO_REQUEST) || u8[l4 + 1] !== 0) {
     c.drop(c.ix.icmpNotEcho);
     return;
   }
@@ -135,7 +132,7 @@ export function pingSockHandler(c: UdpCore, f: number, events: number): void {
   for (let i = 0; i < n; i++) {
     const len = rx.out[i];
     const m = rx.offs[i];
-    if (len < 8 || area[m] !== (v4 ? ICMP_ECHO_REPLY : ICMPV6_ECHO_REPLY)) {
+    if (len < 8 || area[m] !== (v4 ? ICMP_TYPE.ECHO_REPLY : ICMPV6_TYPE.ECHO_REPLY)) {
       c.drop(c.ix.icmpBadReply);
       continue;
     }
@@ -157,7 +154,7 @@ export function pingSockHandler(c: UdpCore, f: number, events: number): void {
     wr16(u8, d + 4, id);
     const ck = v4
       ? finish(csum(u8, d, len))
-      : finish(csum(u8, d, len, pseudo6(t.keys, ko + FLOW_KEY.OUR_ADDR, t.keys, ko + FLOW_KEY.EP_ADDR, proto, len)));
+      : l4Checksum6(t.keys, ko + FLOW_KEY.OUR_ADDR, t.keys, ko + FLOW_KEY.EP_ADDR, proto, u8, d, len);
     wr16(u8, d + 2, ck);
     out.finish(t.keys, ko + FLOW_KEY.OUR_ADDR, t.keys, ko + FLOW_KEY.EP_ADDR, proto, len);
     c.stats.v[c.ix.pingReplies]++;

@@ -56,7 +56,7 @@ import { sockaddrTo, SOCKADDR_LEN } from '../../shared/sockaddr';
 import { EpollType, packRef, refIndex, refType } from '../../shared/epollRef';
 import { EPOLLERR, EPOLLIN } from '../../shared/linux';
 import { E } from '../../shared/native';
-import { csum, finish, pseudo6 } from '../../shared/wire/checksum';
+import { l4Checksum6 } from '../../shared/wire/checksum';
 import { writeUdpHeader, udpChecksumValue } from '../../shared/wire/udp';
 import { wr16 } from '../../shared/wire/bytes';
 
@@ -245,8 +245,8 @@ function toTap(c: UdpCore, st: RecvState, area: Uint8Array, inRing: boolean, f: 
   const l4Len = writeUdpHeader(u8, l4, t.ourPort(f, o), t.epPort(f, o), len) + len;
   if (!v4) {
     // RFC 8200 §8.1: mandatory, and 0 is sent as 0xffff
-    wr16(u8, l4 + 6, udpChecksumValue(finish(csum(u8, l4, l4Len, pseudo6(keys, ko + FLOW_KEY.OUR_ADDR,
-      keys, ko + FLOW_KEY.EP_ADDR, IPPROTO_UDP, l4Len)))));
+    wr16(u8, l4 + 6, udpChecksumValue(l4Checksum6(keys, ko + FLOW_KEY.OUR_ADDR, keys, ko + FLOW_KEY.EP_ADDR,
+      IPPROTO_UDP, u8, l4, l4Len)));
   }
   out.writeHeaders(rec, v4, keys, ko + FLOW_KEY.OUR_ADDR, keys, ko + FLOW_KEY.EP_ADDR, IPPROTO_UDP, l4Len);
   ring.endWrite(fhdr + len, FRAME_KIND.TO_GUEST);

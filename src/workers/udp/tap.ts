@@ -26,7 +26,7 @@
  *   the rest of the batch is still sent. EAGAIN (socket buffer full) drops
  *   the rest of the batch.
  */
-import { UdpCore, SOCK_F, IPPROTO_UDP, MAX_BATCH, errnoText } from './core';
+import { UdpCore, SOCK_F, IPPROTO_UDP, MAX_BATCH } from './core';
 import { udpFlowFromTap } from './flow';
 import { icmpFromTap } from './icmp';
 import { PIF, FLOW_KEY } from '../../shared/flow/table';
@@ -34,7 +34,7 @@ import { inanyFrom4, inanyIsUnicast, inanyIsUnspecified } from '../../shared/flo
 import { FRAME_KIND, l3OffOf, l4OffOf } from '../../shared/frameKinds';
 import { sockaddrFrom, SOCKADDR_LEN } from '../../shared/sockaddr';
 import { MSG_NOSIGNAL } from '../../shared/linux';
-import { E } from '../../shared/native';
+import { E, errnoName } from '../../shared/native';
 import { log } from '../../shared/log';
 
 /** Datagrams gathered for one sendmmsg(). */
@@ -76,7 +76,7 @@ export function sendAll(c: UdpCore, fd: number, u8: Uint8Array, offs: Int32Array
       retried = sent;
       continue;
     }
-    if (log.debugOn) log.debug(`UDP: send on fd ${fd}: ${errnoText(r)}`);
+    if (log.debugOn) log.debug(`UDP: send on fd ${fd}: ${errnoName(r)}`);
     c.drop(c.ix.sendErrors);
     sent++;
   }

@@ -57,8 +57,7 @@ class UdpWorker extends WorkerLoop<L4Init> {
     const n = tapHandler(this.core, this.batch, now, TAP_BUDGET);
     this.core.timerHandler(now);
     if (this.core.paused.size) this.core.resume();
-    this.out.flush();
-    if (this.input.release()) this.producer.wake();
+    this.beforeSleep();
     return n === TAP_BUDGET;
   }
 
@@ -68,7 +67,7 @@ class UdpWorker extends WorkerLoop<L4Init> {
 
   protected beforeSleep(): void {
     this.out.flush();
-    if (this.input.release()) this.producer.wake();
+    this.core.releaseInput();
   }
 
   protected onEvent(ref: number, events: number, now: number): void {
