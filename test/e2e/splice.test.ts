@@ -10,8 +10,7 @@ import anyTest, { TestFn } from 'ava';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { spawn } from 'node:child_process';
-import { PASTA, inTestNs, NOT_IN_NS, tmpPath, sleep } from '../helpers/env';
+import { PASTA, inTestNs, NOT_IN_NS, run, tmpPath, sleep } from '../helpers/env';
 import { startPasta, connect, hostServer } from '../helpers/pastaNs';
 import { sendRandom, receiveAll, manyEcho, Digest } from '../helpers/tcpTool';
 
@@ -186,26 +185,13 @@ function big(): { path: string; digest: Digest } {
   return bigFile;
 }
 
-function runPasta(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(PASTA, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => c.kill('SIGKILL'), 60000);
-    c.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
-
 e2e('nothing lost at exit: the command writes 32 MiB into a -T connection and exits', async (t) => {
   const f = big();
   for (const [port, status] of [[12030, 0], [12031, 3]]) {
     const srv = await hostServer('127.0.0.1', port);
     const got = srv.conn.then((c) => receiveAll(c));
     const cmd = `socat -u OPEN:${f.path} TCP4:127.0.0.1:${port}; exit ${status}`;
-    const r = await runPasta(['--config-net', '-T', String(port), '-t', 'none', ...QUIET, '--', 'sh', '-c', cmd]);
+    const r = await run(PASTA, ['--config-net', '-T', String(port), '-t', 'none', ...QUIET, '--', 'sh', '-c', cmd], { timeoutMs: 60000 });
     t.is(r.code, status, r.stderr);
     t.deepEqual(await got, f.digest, `every byte reached the host (command exit status ${status})`);
     srv.server.close();
@@ -215,8 +201,8 @@ e2e('nothing lost at exit: the command writes 32 MiB into a -T connection and ex
 e2e('nothing lost at exit: the command serves 32 MiB on a -t port and exits', async (t) => {
   const f = big();
   const port = 12032;
-  const run = runPasta(['--config-net', '-t', String(port), '-T', 'none', ...QUIET, '--',
-    'socat', '-u', `OPEN:${f.path}`, `TCP-LISTEN:${port},reuseaddr`]);
+  const pasta = run(PASTA, ['--config-net', '-t', String(port), '-T', 'none', ...QUIET, '--',
+    'socat', '-u', `OPEN:${f.path}`, `TCP-LISTEN:${port},reuseaddr`], { timeoutMs: 60000 });
   // until the command listens, pasta resets our connection: try again
   let got: Digest | null = null;
   for (let i = 0; i < 200 && !got; i++) {
@@ -224,7 +210,7 @@ e2e('nothing lost at exit: the command serves 32 MiB on a -t port and exits', as
     if (d && d.bytes > 0) got = d;
     else await sleep(50);
   }
-  const r = await run;
+  const r = await pasta;
   t.is(r.code, 0, r.stderr);
   t.deepEqual(got, f.digest, 'every byte reached the host');
 });

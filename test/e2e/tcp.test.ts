@@ -279,8 +279,7 @@ e2e('the namespace process is killed mid-transfer (both directions): no stuck fl
   t.is(r.code, 0, r.stderr.slice(-2000));
   t.is(r.stdout.trim(), 'done');
   t.is(tcpStats(r.stderr).active, 0, 'flow table empty');
-  const t0 = Date.now();
-  while (closed < 2 && Date.now() - t0 < 3000) await new Promise((res) => setTimeout(res, 50));
+  await waitFor(() => closed >= 2, 3000);
   t.is(closed, 2, 'host sides closed');
   talker.close();
   listener.close();

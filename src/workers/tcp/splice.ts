@@ -505,7 +505,6 @@ export class SpliceConns implements SplicePath {
       }
       const before = c.read[0] + c.read[1] + c.written[0] + c.written[1];
       for (let side = 0; side < 2; side++) {
-        if (!this.conns[c.index]) break;
         if (!(c.events & rdEof(side)) || c.pending[side] > 0) {
           if (!this.forward(c, side)) break;
         }

@@ -39,7 +39,7 @@ export interface SpliceHost {
   readonly nsfd: number;
   /** The guest's (namespace's) learnt addresses: host → namespace splices target addr_seen. */
   readonly guest: GuestState;
-  /** epoll registration in the worker's set; refs use EpollType.TCP_SPLICE / SPLICE_PIPE. */
+  /** epoll registration in the worker's set; refs use EpollType.TCP_SPLICE. */
   add(fd: number, events: number, ref: number): void;
   mod(fd: number, events: number, ref: number): number;
   del(fd: number): number;
@@ -49,7 +49,7 @@ export interface SpliceHost {
 export interface SplicePath {
   /** Takes over an accepted connection that acceptPath() sent here. */
   accept(l: ListenerInfo, fd: number, peer: Uint8Array, now: number): void;
-  /** An event on one of its descriptors (ref type TCP_SPLICE or SPLICE_PIPE). */
+  /** An event on one of its descriptors (ref type TCP_SPLICE). */
   onEvent(ref: number, events: number, now: number): void;
   /** Deferred work (pool refills, pending moves); true if more is pending. */
   work(now: number): boolean;

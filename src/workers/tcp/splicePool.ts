@@ -40,7 +40,7 @@ export interface Pipe {
 const pipeFds = new Int32Array(2);
 
 /** Opens one non-blocking pipe and asks for `size` bytes; null if pipe2() fails. */
-export function openPipe(size: number): Pipe | null {
+function openPipe(size: number): Pipe | null {
   if (native.pipe2(pipeFds, O_NONBLOCK | O_CLOEXEC) < 0) return null;
   const p: Pipe = { r: pipeFds[0], w: pipeFds[1], size: 0 };
   const got = native.fcntl(p.w, F_SETPIPE_SZ, size);
@@ -95,8 +95,11 @@ export class PipePool {
 
   /** A pair of pipes, from the pool or freshly opened; null if none can be opened. */
   take(): [Pipe, Pipe] | null {
-    const pair = this.pairs.pop();
-    if (pair) return pair;
+    return this.pairs.pop() ?? this.openPair();
+  }
+
+  /** Two new pipes of the pool's size; null (none left open) if either fails. */
+  private openPair(): [Pipe, Pipe] | null {
     const a = openPipe(this.pipeSize);
     if (!a) return null;
     const b = openPipe(this.pipeSize);
@@ -110,13 +113,9 @@ export class PipePool {
   /** Tops the pool up to PIPE_POOL_SIZE pairs. */
   refill(): void {
     while (this.pairs.length < PIPE_POOL_SIZE) {
-      const a = openPipe(this.pipeSize);
-      const b = a && openPipe(this.pipeSize);
-      if (!a || !b) {
-        if (a) closePipe(a);
-        return;
-      }
-      this.pairs.push([a, b]);
+      const pair = this.openPair();
+      if (!pair) return;
+      this.pairs.push(pair);
     }
   }
 

@@ -159,7 +159,6 @@ export class TcpWorker extends WorkerLoop<L4Init> {
         this.reader?.onEvent(ref, events);
         break;
       case EpollType.TCP_SPLICE:
-      case EpollType.SPLICE_PIPE:
         this.splice?.onEvent(ref, events, now);
         break;
       default:
