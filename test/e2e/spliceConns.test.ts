@@ -22,6 +22,7 @@ import { sockaddr, SOCKADDR_LEN } from '../../src/shared/sockaddr';
 import { inanyParse } from '../../src/shared/flow/inany';
 import { GuestState } from '../../src/shared/guestState';
 import { SpliceConns } from '../../src/workers/tcp/splice';
+import { probeBuffers } from '../../src/workers/tcp/splicePool';
 import type { SpliceHost } from '../../src/workers/tcp/spliceApi';
 import type { Config } from '../../src/shared/config';
 import type { ListenerInfo } from '../../src/shared/messages';
@@ -43,7 +44,7 @@ function rig(listenPort: number, targetPort: number): Rig {
   const epfd = native.epollCreate();
   const cfg = { mode: 'pasta', hostLoToNsLo: true, ip4: { enabled: true }, ip6: { enabled: false } } as unknown as Config;
   const host: SpliceHost = {
-    cfg, nsfd: -1, guest: new GuestState(GuestState.allocate()),
+    cfg, nsfd: -1, guest: new GuestState(GuestState.allocate()), bufs: probeBuffers(),
     add: (fd, ev, ref) => {
       const r = native.epollCtl(epfd, EPOLL_CTL_ADD, fd, ev, ref);
       if (r < 0) throw new Error(`epoll add: ${r}`);

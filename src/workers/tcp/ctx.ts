@@ -26,7 +26,7 @@
 import { randomFillSync } from 'node:crypto';
 import { native } from '../../shared/native';
 import {
-  AF_INET, SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, IPPROTO_TCP, SOL_SOCKET, SO_PEEK_OFF, SO_SNDBUF, SO_RCVBUF,
+  AF_INET, SOCK_STREAM, SOCK_NONBLOCK, SOCK_CLOEXEC, IPPROTO_TCP, SOL_SOCKET, SO_PEEK_OFF,
   TCP_INFO, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLET,
 } from '../../shared/linux';
 import { EpollType, packRef } from '../../shared/epollRef';
@@ -39,6 +39,7 @@ import { Stats } from '../../shared/stats';
 import { log } from '../../shared/log';
 import type { TapOut } from '../l4/tapOut';
 import { TimerHeap } from './timerHeap';
+import { probeBuffers } from './splicePool';
 import {
   TcpConn, TCP_EV, TCP_EV_EXCLUSIVE, TCP_FL, TCP_TIMEOUT, eventNames, flagNames,
 } from './conn';
@@ -156,12 +157,8 @@ export class TcpCtx {
     this.hasBytesAcked = n >= TCPI.LEN_BYTES_ACKED;
     this.hasMinRtt = n >= TCPI.LEN_MIN_RTT;
     this.hasSndWnd = n >= TCPI.LEN_SND_WND;
-    const big = 0x3fffffff; // INT_MAX / 2
-    native.setsockoptInt(s, SOL_SOCKET, SO_SNDBUF, big);
-    native.setsockoptInt(s, SOL_SOCKET, SO_RCVBUF, big);
-    this.lowWmem = native.getsockoptInt(s, SOL_SOCKET, SO_SNDBUF) < 4 * 1024 * 1024;
-    this.lowRmem = native.getsockoptInt(s, SOL_SOCKET, SO_RCVBUF) < 2 * 1024 * 1024;
     native.close(s);
+    ({ lowWmem: this.lowWmem, lowRmem: this.lowRmem } = probeBuffers());
     if (!this.peekOff) this.discard = new Uint8Array(1 << 24);
     log.debug(`TCP: SO_PEEK_OFF ${this.peekOff ? 'supported' : 'not supported'}, TCP_INFO ${n} bytes, ` +
       `wmem ${this.lowWmem ? 'low' : 'ok'}, rmem ${this.lowRmem ? 'low' : 'ok'}`);

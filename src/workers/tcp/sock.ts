@@ -40,6 +40,7 @@ import { PIF, INISIDE, TGTSIDE } from '../../shared/flow/table';
 import { inanyIs4, inanyIsUnicast, inanyIsLoopback } from '../../shared/flow/inany';
 import { sockaddrTo, sockaddrFrom } from '../../shared/sockaddr';
 import { l4Offset } from '../l4/tapOut';
+import { SOCK_BUF_MAX } from './splicePool';
 import { log } from '../../shared/log';
 import type { TcpCtx } from './ctx';
 import { IOV_MAX, TCPI } from './ctx';
@@ -328,9 +329,8 @@ function isLocalAddr(ctx: TcpCtx, addr: Uint8Array, v4: boolean): boolean {
 
 /** Socket options of every tap-side socket (SPEC §4.12). */
 export function sockOpts(ctx: TcpCtx, fd: number): void {
-  const big = 0x3fffffff;
-  if (!ctx.lowWmem) native.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, big);
-  if (!ctx.lowRmem) native.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, big);
+  if (!ctx.lowWmem) native.setsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, SOCK_BUF_MAX);
+  if (!ctx.lowRmem) native.setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF_MAX);
   native.setsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
 }
 

@@ -70,7 +70,7 @@ import { inanyFrom4, inanyCopy, inanyIs4, inanyParse, endpointString } from '../
 import { log } from '../../shared/log';
 import type { SpliceHost, SplicePath } from './spliceApi';
 import {
-  PipePool, SocketPool, Pipe, closePipe, probeBuffers, BufferProbe, SOCK_BUF_MAX,
+  PipePool, SocketPool, Pipe, closePipe, BufferProbe, SOCK_BUF_MAX,
 } from './splicePool';
 
 /** Connection events (SPEC §4.14); side 0 = accepted, 1 = connecting side. */
@@ -164,7 +164,7 @@ export class SpliceConns implements SplicePath {
 
   constructor(private readonly host: SpliceHost) {
     this.pipes = new PipePool();
-    this.bufs = probeBuffers();
+    this.bufs = host.bufs;
     this.hostPool = { [AF_INET]: new SocketPool(AF_INET, -1), [AF_INET6]: new SocketPool(AF_INET6, -1) };
     this.nsPool = { [AF_INET]: new SocketPool(AF_INET, host.nsfd), [AF_INET6]: new SocketPool(AF_INET6, host.nsfd) };
     this.refillPools(true);

@@ -11,6 +11,7 @@ import type { GuestState } from '../../shared/guestState';
 import type { ListenerInfo } from '../../shared/messages';
 import { sockaddrTo } from '../../shared/sockaddr';
 import { inanyIsLoopback } from '../../shared/flow/inany';
+import type { BufferProbe } from './splicePool';
 
 export type AcceptPath = 'tap' | 'splice' | 'drop';
 
@@ -39,6 +40,8 @@ export interface SpliceHost {
   readonly nsfd: number;
   /** The guest's (namespace's) learnt addresses: host → namespace splices target addr_seen. */
   readonly guest: GuestState;
+  /** The TCP worker's start-up probe of the socket buffer limits (SPEC §4.12). */
+  readonly bufs: BufferProbe;
   /** epoll registration in the worker's set; refs use EpollType.TCP_SPLICE. */
   add(fd: number, events: number, ref: number): void;
   mod(fd: number, events: number, ref: number): number;
