@@ -22,6 +22,9 @@ import type { GuestState } from '../../shared/guestState';
 import { FRAME_KIND } from '../../shared/frameKinds';
 import { inanyIs4 } from '../../shared/flow/inany';
 import { pseudo4, pseudo6 } from '../../shared/wire/checksum';
+import { writeEthHeader, ETHERTYPE, ETH_HEADER_LEN } from '../../shared/wire/ethernet';
+import { writeIpv4Header, IPV4_HEADER_LEN } from '../../shared/wire/ipv4';
+import { writeIpv6Header, IPV6_HEADER_LEN } from '../../shared/wire/ipv6';
 import { TxGate } from '../../shared/txGate';
 import { PcapWriter } from '../../shared/pcapWriter';
 import { native } from '../../shared/native';
@@ -48,13 +51,9 @@ class Direct {
   }
 }
 
-export const ETH_HLEN = 14;
-export const IP4_HLEN = 20;
-export const IP6_HLEN = 40;
-
 /** Bytes before the L4 header in a record's data: vnet + Ethernet + IP. */
 export function l4Offset(vnetLen: number, v4: boolean): number {
-  return vnetLen + ETH_HLEN + (v4 ? IP4_HLEN : IP6_HLEN);
+  return vnetLen + ETH_HEADER_LEN + (v4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN);
 }
 
 export class TapOut {
@@ -115,52 +114,10 @@ export class TapOut {
     const u8 = this.u8;
     if (this.vnetLen) u8.fill(0, d, d + this.vnetLen);
     const e = d + this.vnetLen;
-    u8.set(this.guest.mac, e);
-    u8.set(this.ourMac, e + 6);
-    const ip = e + ETH_HLEN;
-    if (v4) {
-      u8[e + 12] = 0x08;
-      u8[e + 13] = 0x00;
-      const tot = IP4_HLEN + l4Len;
-      u8[ip] = 0x45;
-      u8[ip + 1] = 0;
-      u8[ip + 2] = tot >>> 8;
-      u8[ip + 3] = tot & 0xff;
-      u8[ip + 4] = 0; // ID 0
-      u8[ip + 5] = 0;
-      u8[ip + 6] = 0; // no DF, no fragment offset
-      u8[ip + 7] = 0;
-      u8[ip + 8] = 255;
-      u8[ip + 9] = proto;
-      u8[ip + 10] = 0;
-      u8[ip + 11] = 0;
-      for (let i = 0; i < 4; i++) {
-        u8[ip + 12 + i] = src[sOff + 12 + i];
-        u8[ip + 16 + i] = dst[dOff + 12 + i];
-      }
-      let s = 0;
-      for (let i = 0; i < IP4_HLEN; i += 2) s += (u8[ip + i] << 8) | u8[ip + i + 1];
-      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-      s = ~s & 0xffff;
-      u8[ip + 10] = s >>> 8;
-      u8[ip + 11] = s & 0xff;
-    } else {
-      u8[e + 12] = 0x86;
-      u8[e + 13] = 0xdd;
-      // version 6, traffic class 0, 20-bit flow label
-      u8[ip] = 0x60;
-      u8[ip + 1] = (flowLabel >>> 16) & 0x0f;
-      u8[ip + 2] = (flowLabel >>> 8) & 0xff;
-      u8[ip + 3] = flowLabel & 0xff;
-      u8[ip + 4] = l4Len >>> 8;
-      u8[ip + 5] = l4Len & 0xff;
-      u8[ip + 6] = proto;
-      u8[ip + 7] = 255;
-      for (let i = 0; i < 16; i++) {
-        u8[ip + 8 + i] = src[sOff + i];
-        u8[ip + 24 + i] = dst[dOff + i];
-      }
-    }
+    writeEthHeader(u8, e, this.guest.mac, 0, this.ourMac, 0, v4 ? ETHERTYPE.IPV4 : ETHERTYPE.IPV6);
+    const ip = e + ETH_HEADER_LEN;
+    if (v4) writeIpv4Header(u8, ip, l4Len, proto, src, sOff + 12, dst, dOff + 12);
+    else writeIpv6Header(u8, ip, l4Len, proto, flowLabel, src, sOff, dst, dOff);
   }
 
   /**
