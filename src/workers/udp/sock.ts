@@ -57,7 +57,8 @@ import { EpollType, packRef, refIndex, refType } from '../../shared/epollRef';
 import { EPOLLERR, EPOLLIN } from '../../shared/linux';
 import { E } from '../../shared/native';
 import { l4Checksum6 } from '../../shared/wire/checksum';
-import { writeUdpHeader, udpChecksumValue } from '../../shared/wire/udp';
+import { l4Offset } from '../l4/tapOut';
+import { writeUdpHeader, udpChecksumValue, UDP_HEADER_LEN } from '../../shared/wire/udp';
 import { wr16 } from '../../shared/wire/bytes';
 
 /** recvmmsg calls per readiness event. */
@@ -72,7 +73,7 @@ const MAX_ROUNDS = 4;
  */
 export const COPY_MAX = 32768;
 /** Largest UDP payload in a frame (IPv4; IPv6 has 20 bytes less). */
-const MAX_PAYLOAD = MAX_FRAME - 14 - 20 - 8;
+const MAX_PAYLOAD = MAX_FRAME - l4Offset(0, true) - UDP_HEADER_LEN;
 
 /** Receive buffers of the socket side, reused for every call. */
 export class RecvState {
@@ -123,7 +124,7 @@ export function recvSock(c: UdpCore, st: RecvState, fd: number, l: Listener | nu
   const slot = slotRec(vnet);
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const v4 = l ? l.lastV4 : inanyIs4(c.table.keys, c.table.keyOff(f0, s0 ^ 1) + FLOW_KEY.EP_ADDR);
-    const hdr = vnet + 14 + (v4 ? 20 : 40) + 8;
+    const hdr = l4Offset(vnet, v4) + UDP_HEADER_LEN;
     let area: Uint8Array;
     let base: number;
     let count: number;
@@ -218,8 +219,8 @@ function toTap(c: UdpCore, st: RecvState, area: Uint8Array, inRing: boolean, f: 
   const ring = out.ring;
   const u8 = ring.u8;
   const vnet = out.vnetLen;
-  const iphl = v4 ? 20 : 40;
-  const fhdr = vnet + 14 + iphl + 8;
+  const l4Off = l4Offset(vnet, v4);
+  const fhdr = l4Off + UDP_HEADER_LEN;
   let rec: number;
   if (inRing) {
     rec = ring.writeDataOffset;
@@ -241,7 +242,7 @@ function toTap(c: UdpCore, st: RecvState, area: Uint8Array, inRing: boolean, f: 
     }
     u8.set(area.subarray(pay, pay + len), rec + fhdr);
   }
-  const l4 = rec + vnet + 14 + iphl;
+  const l4 = rec + l4Off;
   const l4Len = writeUdpHeader(u8, l4, t.ourPort(f, o), t.epPort(f, o), len) + len;
   if (!v4) {
     // RFC 8200 §8.1: mandatory, and 0 is sent as 0xffff
