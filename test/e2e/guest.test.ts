@@ -13,7 +13,7 @@ import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { PASST, ROOT, inTestNs, NOT_IN_NS, tmpPath } from '../helpers/env';
+import { PASST, ROOT, inTestNs, NOT_IN_NS, tmpPath, sha } from '../helpers/env';
 import { runGuest, startGuest, guestUnavailable, describeRun, GuestResult, GUEST_IMAGE } from '../guest/runner';
 
 const test = anyTest as TestFn;
@@ -125,10 +125,6 @@ interface L4Run {
   /** sha256 of what the host read from the guest-speaks-first forwarded port. */
   inGuestFirstSum: string | null;
   hostErrors: string[];
-}
-
-function sha(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
 }
 
 /** A TCP server that sends `data` to each client and closes; or that hashes what it receives. */

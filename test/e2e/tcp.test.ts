@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { PASTA, ROOT, inTestNs, NOT_IN_NS, run, tmpPath, RunResult, waitFor } from '../helpers/env';
+import { PASTA, ROOT, inTestNs, NOT_IN_NS, run, tmpPath, RunResult, waitFor, sha, workerStats } from '../helpers/env';
 
 const test = anyTest as TestFn;
 const e2e = inTestNs() ? test.serial : test.skip;
@@ -25,9 +25,6 @@ const GW4 = '192.0.2.1';
 const GW6 = '2001:db8::1';
 const NOFWD = ['-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none'];
 
-function sha(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
 
 let small: string;
 let big: string;
@@ -77,10 +74,7 @@ function pasta(script: string, extra: string[] = [], timeoutMs = 60000): Promise
 }
 
 /** The TCP worker's counters printed at exit with -d. */
-function tcpStats(stderr: string): Record<string, number> {
-  const m = /tcp0: (\{.*\})/.exec(stderr);
-  return m ? JSON.parse(m[1]) : {};
-}
+const tcpStats = (stderr: string) => workerStats(stderr, 'tcp0');
 
 for (const [fam, gw, lo] of [['IPv4', GW4, '127.0.0.1'], ['IPv6', GW6, '::1']] as const) {
   const g = fam === 'IPv6' ? `[${gw}]` : gw;

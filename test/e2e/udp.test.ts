@@ -12,7 +12,7 @@ import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PASTA, ROOT, inTestNs, NOT_IN_NS, run, nsHolder, NsHolder, waitFor } from '../helpers/env';
+import { PASTA, ROOT, inTestNs, NOT_IN_NS, run, nsHolder, NsHolder, waitFor, workerStats } from '../helpers/env';
 import { dnsAnswer, STANDIN_ANSWER } from '../helpers/dns';
 import { eth, ipv4, ipv6, udp4, udp6, concat, be16, toHex, OUR_MAC, GUEST_MAC } from '../helpers/frames';
 
@@ -30,10 +30,7 @@ function jsonLines(s: string): any[] {
 }
 
 /** The UDP worker's counters from pasta's --debug exit dump. */
-function udpStats(stderr: string): Record<string, number> {
-  const m = /\budp: (\{.*\})/.exec(stderr);
-  return m ? JSON.parse(m[1]) : {};
-}
+const udpStats = (stderr: string) => workerStats(stderr, 'udp');
 
 interface Echo { sock: dgram.Socket; ports: Set<number>; count: number }
 

@@ -7,6 +7,7 @@ import { spawn, spawnSync, SpawnOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const PASTA = path.join(ROOT, 'bin', 'pasta');
@@ -129,4 +130,18 @@ export function processesWith(marker: string): number[] {
     } catch { /* gone */ }
   }
   return out;
+}
+
+/** sha256 of b, hex. */
+export function sha(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/**
+ * The counters a worker printed at exit with -d ("name: {json}"), e.g.
+ * workerStats(stderr, 'tcp0'); {} when absent.
+ */
+export function workerStats(stderr: string, name: string): Record<string, number> {
+  const m = new RegExp(`\\b${name}: (\\{.*\\})`).exec(stderr);
+  return m ? JSON.parse(m[1]) : {};
 }
