@@ -11,8 +11,8 @@
 //   pasta-helper userns --join PATH -- PROG ARGS...
 //       Join the user namespace at PATH (unless it is already ours), then
 //       exec PROG.
-//   pasta-helper spawn --status-fd N --release-fd M [--hostname NAME]
-//                      [--login] -- CMD ARGS...
+//   pasta-helper spawn --status-fd N --release-fd M --parent-pid P
+//                      [--hostname NAME] [--login] -- CMD ARGS...
 //       Unshare network, mount, UTS, IPC and PID namespaces, fork the
 //       command as PID 1 of the new PID namespace, report "OK <pid>\n" on
 //       the status fd, and wait for the command. The command first mounts a
@@ -21,7 +21,11 @@
 //       ready) and execs CMD. EOF on the release fd means pasta failed: the
 //       command is not run. The helper exits with the command's status, or
 //       128+N if it died from signal N. If pasta dies, the helper and the
-//       command die with it (PR_SET_PDEATHSIG).
+//       command die with it (PR_SET_PDEATHSIG; see Spawn() for the race).
+//       "OK" also carries the helper's own PID as /proc knows it, so that
+//       pasta finds the command's network namespace even where /proc belongs
+//       to another PID namespace than pasta's (unshare --pid without
+//       --mount-proc).
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -107,21 +111,42 @@ void Forward(int sig) {
 
 int Spawn(int argc, char** argv) {
   int status_fd = -1, release_fd = -1;
+  pid_t parent = 0;
   const char* hostname = nullptr;
   bool login = false;
   int i = 0;
   for (; i < argc && strcmp(argv[i], "--"); i++) {
     if (!strcmp(argv[i], "--status-fd") && i + 1 < argc) status_fd = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--release-fd") && i + 1 < argc) release_fd = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--parent-pid") && i + 1 < argc) parent = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--hostname") && i + 1 < argc) hostname = argv[++i];
     else if (!strcmp(argv[i], "--login")) login = true;
     else Die("helper: unknown spawn argument %s", argv[i], 0);
   }
-  if (i >= argc - 1 || status_fd < 0 || release_fd < 0) Die("helper: %s", "bad spawn arguments", 0);
+  if (i >= argc - 1 || status_fd < 0 || release_fd < 0 || parent <= 0) Die("helper: %s", "bad spawn arguments", 0);
   char** cmd = argv + i + 1;
 
+  // Dying with pasta. PR_SET_PDEATHSIG covers a parent that dies from now
+  // on; one that died between our fork() and this prctl() has already
+  // reparented us, which getppid() then shows. pasta passes its own PID
+  // (--parent-pid), and that comparison is exact: while pasta lives,
+  // getppid() is its PID, and once it has died we belong to a reaper that
+  // was alive alongside it, so not a process with pasta's PID. Comparing
+  // with 1 instead was wrong twice: pasta may itself be PID 1 of its PID
+  // namespace (a container's entrypoint, unshare --pid --fork), and an
+  // orphan may go to a subreaper rather than to init. In a PID namespace
+  // made by pasta's parent, pasta and we see PIDs of the same namespace
+  // (the one we unshare below is only for our child).
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() == 1) exit(1);  // pasta already gone
+  if (getppid() != parent) exit(1);  // pasta already gone
+
+  // Our PID as pasta's /proc names it, read before the command mounts its
+  // own /proc in the mount namespace we are about to share with it. We
+  // share the command's network namespace too (unshare() moves us into
+  // it), and pasta opens that namespace through our /proc entry.
+  char self[32] = "";
+  ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+  self[n > 0 ? n : 0] = 0;
 
   if (unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID) < 0) {
     dprintf(status_fd, "ERR %d\n", errno);
@@ -134,7 +159,11 @@ int Spawn(int argc, char** argv) {
     Die("fork%s", "", errno);
   }
   if (pid == 0) {
-    // PID 1 of the new PID namespace.
+    // PID 1 of the new PID namespace. getppid() is 0 here (our parent is
+    // outside the namespace), so the fork-to-prctl race cannot be checked
+    // like above; it needs no check: if we were orphaned before the prctl(),
+    // pasta saw the helper exit and quits, which closes the release pipe,
+    // and we exit below without running the command.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(status_fd);
     if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0)
@@ -164,7 +193,7 @@ int Spawn(int argc, char** argv) {
 
   child_pid = pid;
   close(release_fd);
-  dprintf(status_fd, "OK %d\n", pid);
+  dprintf(status_fd, "OK %d %s\n", pid, n > 0 ? self : "0");
   close(status_fd);
 
   struct sigaction sa = {};

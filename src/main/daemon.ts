@@ -15,10 +15,24 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { log } from '../shared/log';
 import { PipeSink } from '../shared/logSinks';
 
 export const STAGE_ENV = 'PASST_TS_STAGE';
 export const READY_FD_ENV = 'PASST_TS_READY_FD';
+
+/**
+ * PID 1 of a PID namespace (a container's entrypoint, `unshare --pid
+ * --fork pasta ...`) cannot daemonise: when it exits, the kernel kills every
+ * other process of the namespace, the daemon too. There the program stays in
+ * the foreground as with -f (the PID file gets its own PID), and says so.
+ * The C original forks anyway and its daemon dies with the namespace.
+ */
+export function stayInForegroundAsInit(o: { foreground: boolean }): void {
+  if (o.foreground || process.pid !== 1) return;
+  log.info('PID 1 of its PID namespace: not daemonising (the namespace would end with this process)');
+  o.foreground = true;
+}
 
 /** Writes "PID\n" to path, truncating an existing file (QEMU pre-creates it). */
 export function writePidFile(path: string, pid: number): void {

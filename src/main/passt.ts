@@ -25,7 +25,7 @@ import { log } from '../shared/log';
 import { native } from '../shared/native';
 import { resolveConfig, Options } from './conf';
 import { readResolvConf } from './hostInfo';
-import { daemonize, ReadyChannel, writePidFile, STAGE_ENV, READY_FD_ENV } from './daemon';
+import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
 import { setupRunLogging, afterReadyLogging } from './logging';
 import { Runtime } from './runtime';
 import { hostTemplates } from './pasta';
@@ -51,6 +51,7 @@ export async function runPasst(o: Options): Promise<void> {
 
   // daemonise (no -f): the foreground waits here and exits
   let readyChannel: ReadyChannel | null = null;
+  stayInForegroundAsInit(o);
   if (!o.foreground) {
     if (stage !== 'daemon') {
       await daemonize(o.pidFile, clientFd >= 0 ? [clientFd] : [],

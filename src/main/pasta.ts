@@ -35,7 +35,7 @@ import { resolveConfig, Options } from './conf';
 import { discoverFamily, readResolvConf, AF_INET, AF_INET6, HostFamily } from './hostInfo';
 import { Netlink } from './netlink';
 import { basicNsSetup, configNet, readLinkLocal } from './nsConfig';
-import { daemonize, ReadyChannel, writePidFile, STAGE_ENV, READY_FD_ENV } from './daemon';
+import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
 import { watchNetns } from './quit';
 import { setupRunLogging, afterReadyLogging } from './logging';
 import { Runtime } from './runtime';
@@ -121,13 +121,26 @@ export function hostTemplates(o: Options): { t4: HostFamily | null; t6: HostFami
   }
 }
 
-/** Spawns the command through pasta-helper; resolves once its namespaces exist. */
-function spawnCommand(cfg: Config): Promise<{ helper: ChildProcess; release: () => void }> {
+/** The spawned command: its helper, the helper's PID as /proc names it, and its release. */
+interface Spawned {
+  helper: ChildProcess;
+  procPid: number;
+  release: () => void;
+}
+
+/**
+ * Spawns the command through pasta-helper; resolves once its namespaces exist.
+ * The helper is told our PID to detect, race-free, that we died before it
+ * could arm PR_SET_PDEATHSIG (helper.cc): comparing its parent with 1 would
+ * take a pasta that is PID 1 of its PID namespace for a dead one.
+ */
+function spawnCommand(cfg: Config): Promise<Spawned> {
   let cmd = cfg.command ?? [];
   const login = cmd.length === 0;
   if (login) cmd = [process.env.SHELL || '/bin/sh'];
   const hostname = `pasta-${os.hostname()}`.slice(0, 64);
-  const helper = spawn(helperPath, ['spawn', '--status-fd', '3', '--release-fd', '4', '--hostname', hostname,
+  const helper = spawn(helperPath, ['spawn', '--status-fd', '3', '--release-fd', '4', '--parent-pid', String(process.pid),
+    '--hostname', hostname,
     ...(login ? ['--login'] : []), '--', ...cmd], { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let buf = '';
@@ -145,8 +158,12 @@ function spawnCommand(cfg: Config): Promise<{ helper: ChildProcess; release: () 
         reject(new PasstError('PASST_ERR_SPAWN', `Couldn't create namespaces for the command: ${line}`));
         return;
       }
+      // "OK <command pid> <helper pid in /proc>": the latter differs from
+      // helper.pid when /proc is another PID namespace's (unshare --pid
+      // without --mount-proc, pasta being PID 1 there)
+      const procPid = Number(line.split(' ')[2]) || (helper.pid as number);
       const rel = helper.stdio[4] as NodeJS.WritableStream;
-      resolve({ helper, release: () => rel.end('1') });
+      resolve({ helper, procPid, release: () => rel.end('1') });
     });
   });
 }
@@ -185,6 +202,7 @@ export async function runPasta(o: Options): Promise<void> {
 
   // 2. daemonise (attached, no -f): the foreground process waits here and exits
   let readyChannel: ReadyChannel | null = null;
+  stayInForegroundAsInit(o);
   if (!o.foreground) {
     if (stage !== 'daemon') {
       await daemonize(o.pidFile, target ? [target.nsfd, target.dirfd] : [],
@@ -206,7 +224,7 @@ export async function runPasta(o: Options): Promise<void> {
   if (cfg.localMode) log.info('No routable interface: switch to local mode');
 
   const rt = new Runtime(cfg);
-  let spawned: { helper: ChildProcess; release: () => void } | null = null;
+  let spawned: Spawned | null = null;
   let nsfd: number;
   if (cfg.command !== null) {
     spawned = await spawnCommand(cfg);
@@ -215,7 +233,7 @@ export async function runPasta(o: Options): Promise<void> {
       const status = code ?? 128 + (signal ? os.constants.signals[signal] : 0);
       void rt.shutdown(status, true);
     });
-    nsfd = check(native.open(`/proc/${h.pid}/ns/net`, O_RDONLY | O_CLOEXEC, 0), 'open', 'command network namespace');
+    nsfd = check(native.open(`/proc/${spawned.procPid}/ns/net`, O_RDONLY | O_CLOEXEC, 0), 'open', 'command network namespace');
   } else {
     nsfd = (target as Target).nsfd;
   }
