@@ -15,12 +15,15 @@ import { PasstError } from '../shared/errors';
 import { parseArgs, foreignRule } from './cli';
 import { parseForwardOption, readEphemeralRange } from './portSpec';
 import type { HostFamily, Resolv } from './hostInfo';
+import { normalizeDomain } from '../shared/wire/dnsname';
 
 export const DEFAULT_MAC = '9a:55:9a:55:9a:55';
 export const DEFAULT_MTU = 65520;
 const PATH_MAX = 4096;
 const IFNAMSIZ = 16;
 const UNIX_PATH_MAX = 108;
+/** Longest --hostname / --fqdn text (the original's buffer: 254 with the NUL). */
+const DNS_TEXT_MAX = 253;
 
 /** Validated command line. `null` = not given. */
 export interface Options {
@@ -158,6 +161,26 @@ function pathArg(value: string, what: string, max = PATH_MAX): string {
 }
 
 /** IPv4 classful prefix length for an address given with -a and no -n. */
+/**
+ * -H/--hostname: at most 253 bytes (the original's PASST_MAXDNAME buffer);
+ * an empty name means none, as in the original.
+ */
+function parseHostname(value: string): string | null {
+  if (Buffer.byteLength(value) > DNS_TEXT_MAX) fail(`Invalid hostname: ${value}`);
+  return value === '' ? null : value;
+}
+
+/**
+ * --fqdn: a domain name that encodes (labels of 1–63 bytes, at most 253
+ * bytes of text), trailing dots dropped; empty means none.
+ */
+function parseFqdn(value: string): string | null {
+  if (value === '') return null;
+  const n = Buffer.byteLength(value) <= DNS_TEXT_MAX ? normalizeDomain(value) : null;
+  if (n === null) fail(`Invalid FQDN: ${value}`);
+  return n;
+}
+
 export function classfulPrefix(a: string): number {
   const first = ipaddr.IPv4.parse(a).octets[0];
   if (first < 128) return 8;
@@ -278,16 +301,8 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
       case 'no-dhcp-search': o.advertiseSearch = false; break;
       case 'dhcp-dns': o.advertiseDns = true; break;
       case 'dhcp-search': o.advertiseSearch = true; break;
-      case 'hostname':
-        if (!v.length || v.length > 64) fail(`Invalid hostname: ${v}`);
-        o.hostname = v;
-        o.warnings.push('--hostname is accepted but not supported yet: DHCP will not send a hostname');
-        break;
-      case 'fqdn':
-        if (!v.length || v.length > 253) fail(`Invalid FQDN: ${v}`);
-        o.fqdn = v;
-        o.warnings.push('--fqdn is accepted but not supported yet: DHCP will not send an FQDN');
-        break;
+      case 'hostname': o.hostname = parseHostname(v); break;
+      case 'fqdn': o.fqdn = parseFqdn(v); break;
       case 'no-tcp': o.noTcp = true; break;
       case 'no-udp': o.noUdp = true; break;
       case 'no-icmp': o.noIcmp = true; break;
@@ -525,6 +540,8 @@ export function resolveConfig(o: Options, host: HostState): Config {
       addrGiven: o.addr6 !== null || localMode, gatewayGiven: o.gw6 !== null || localMode,
     },
     searchDomains: search,
+    hostname: o.hostname,
+    fqdn: o.fqdn,
     advertiseDns: o.advertiseDns,
     advertiseSearch: o.advertiseSearch,
     noTcp: o.noTcp,

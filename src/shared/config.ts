@@ -132,6 +132,10 @@ export interface Config {
   /** Advertise DNS servers / search list (DHCP, DHCPv6, RA). */
   advertiseDns: boolean;
   advertiseSearch: boolean;
+  /** -H/--hostname: sent as DHCP option 12, or null. */
+  hostname: string | null;
+  /** --fqdn (trailing dots dropped): sent as DHCP option 81 and DHCPv6 option 39, or null. */
+  fqdn: string | null;
 
   noTcp: boolean;
   noUdp: boolean;

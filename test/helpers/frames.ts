@@ -145,7 +145,7 @@ export function makeConfig(over: Partial<Config> = {}, ip4Over: Partial<Config['
       ourLinkLocal: 'fe80::1', dns: ['2001:db8::53'], dnsMatch: null, dnsHost: null, mapHostLoopback: 'fe80::1',
       mapGuestAddr: null, outbound: null, outboundIf: null, addrGiven: false, gatewayGiven: false, ...ip6Over,
     },
-    searchDomains: ['example.com', 'eng.example.com'], advertiseDns: true, advertiseSearch: true,
+    searchDomains: ['example.com', 'eng.example.com'], advertiseDns: true, advertiseSearch: true, hostname: null, fqdn: null,
     noTcp: false, noUdp: false, noIcmp: false, noDhcp: false, noNdp: false, noDhcpv6: false, noRa: false,
     freebind: false, tcpIn: fwd, udpIn: fwd, tcpOut: fwd, udpOut: fwd, socketPath: null, oneOff: false,
     vhostUser: false, nsIfname: 'tap0', nsMacAddr: null, netns: null, userns: null, netnsOnly: false,

@@ -228,3 +228,60 @@ test('reply length: headers + 240 + options, padded minimum 342 bytes', (t) => {
   const r = run(ctxOf({ searchDomains: [] }, { dns: [] }), frameWith({ prl: [1] }))!;
   t.is(r.length, 14 + 20 + 8 + 240 + 60);
 });
+
+/** Option 81 as a client sends it: flags, RCODE1, RCODE2, name. */
+const clientFqdn = (flags: number, name = 'guest.example.com') => {
+  const labels = name.split('.').flatMap((l) => [l.length, ...new TextEncoder().encode(l)]);
+  return [81, 3 + labels.length + 1, flags, 0, 0, ...labels, 0];
+};
+
+test('--hostname: option 12 carries the name as is, in ascending place; absent without it', (t) => {
+  const none = run(ctxOf(), frameWith({ prl: [1] }))!;
+  t.false(codes(none).includes(12));
+  t.false(codes(none).includes(81));
+  const r = run(ctxOf({ hostname: 'guest-1' }), frameWith({ prl: [1] }))!;
+  t.deepEqual(opt(r, 12), Array.from(new TextEncoder().encode('guest-1')));
+  t.deepEqual(codes(r), [53, 1, 3, 6, 12, 26, 51, 54, 119]);
+  // asked for first in the parameter request list: sent first after 53
+  const asked = run(ctxOf({ hostname: 'guest-1' }), frameWith({ prl: [12, 1] }))!;
+  t.deepEqual(codes(asked).slice(0, 3), [53, 12, 1]);
+});
+
+test('--fqdn: option 81 with flags E, RCODEs 255 and the name in wire labels (RFC 4702)', (t) => {
+  const r = run(ctxOf({ fqdn: 'vm.example.org' }), frameWith({ prl: [1] }))!;
+  t.deepEqual(opt(r, 81), [0x04, 255, 255, 2, 0x76, 0x6d, 7, ...new TextEncoder().encode('example'), 3, 0x6f, 0x72, 0x67, 0]);
+  t.deepEqual(codes(r), [53, 1, 3, 6, 26, 51, 54, 81, 119]);
+  // in the ACK too, and with a trailing dot given the encoding is the same
+  const ack = run(ctxOf({ fqdn: 'vm.example.org.' }), frameWith({ prl: [1], msgType: 3 }))!;
+  t.deepEqual(opt(ack, 53), [5]);
+  t.deepEqual(opt(ack, 81), opt(r, 81));
+});
+
+test('--fqdn: the client asking us to update DNS (S) gets O, as we never do; N or E alone change nothing', (t) => {
+  const c = ctxOf({ fqdn: 'vm.example.org' });
+  const flagsFor = (extra: number[]) => opt(run(c, frameWith({ prl: [1], extraOptions: extra }))!, 81)![0];
+  t.is(flagsFor(clientFqdn(0x01)), 0x04 | 0x02, 'S → O');
+  t.is(flagsFor(clientFqdn(0x05)), 0x04 | 0x02, 'S+E → O');
+  t.is(flagsFor(clientFqdn(0x08)), 0x04, 'N');
+  t.is(flagsFor(clientFqdn(0x04)), 0x04, 'E');
+  t.is(flagsFor([81, 0]), 0x04, 'empty option 81: no flags, request still answered');
+  // the client's option 81 without --fqdn: nothing sent back
+  t.false(codes(run(ctxOf(), frameWith({ extraOptions: clientFqdn(0x01) }))!).includes(81));
+});
+
+test('long hostname and FQDN: options that no longer fit are skipped, the area stays within 308 bytes', (t) => {
+  const label = 'a'.repeat(63);
+  const fqdn = [label, label, label, 'b'.repeat(57)].join('.'); // 249 bytes: option 81 of 254
+  const c = ctxOf({ hostname: 'h'.repeat(253), fqdn });
+  const r = run(c, frameWith({ prl: [1, 3, 12, 81] }))!;
+  const area = decodeUdp4(r).payload.subarray(240);
+  const list = dhcpOptions(area).list;
+  t.deepEqual(codes(r).slice(0, 4), [53, 1, 3, 12], '81 does not fit after a 253-byte hostname');
+  t.false(codes(r).includes(81));
+  t.false(codes(r).includes(119), 'no room for the search list');
+  t.true(area.length <= 308);
+  t.is(list.find(([code]) => code === 12)![1].length, 253);
+  // without the hostname, option 81 fits
+  const f = run(ctxOf({ fqdn }), frameWith({ prl: [1] }))!;
+  t.is(opt(f, 81)!.length, 3 + 251);
+});

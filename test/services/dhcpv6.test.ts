@@ -199,3 +199,41 @@ test('the request is not modified; room check', (t) => {
   t.is(dhcpv6Handle(c, f, 0, f.length, new Uint8Array(DHCPV6_REPLY_MAX - 1), 0), 0);
   t.is(c.drops[DROP.OUT_TOO_SMALL], 1);
 });
+
+/** Client FQDN option 39 as a client sends it: flags, then the name in wire labels. */
+const fqdnOpt = (flags: number, name = 'guest.example.org') =>
+  opt(39, concat([flags], ...name.split('.').map((l) => concat([l.length], new TextEncoder().encode(l))), [0]));
+const solicitWith = (...extra: Uint8Array[]) => frame(concat(SOLICIT_PAYLOAD, ...extra));
+
+test('--fqdn: Client FQDN (39) after the domain list, flags 0, the name in wire labels (RFC 4704)', (t) => {
+  t.false(body(run(ctxOf(), DHCPV6_SOLICIT)!).opts.some(([c]) => c === 39), 'absent without --fqdn');
+  const b = body(run(ctxOf({ fqdn: 'vm.example.org' }), DHCPV6_SOLICIT)!);
+  t.deepEqual(b.opts.map(([c]) => c), [2, 3, 1, 23, 24, 39]);
+  t.deepEqual(b.opts[5][1], hex('00 02 766d 07 6578616d706c65 03 6f7267 00'));
+  // REPLY to a REQUEST as well
+  const req = msg(3, opt(1, CLIENT_ID), opt(2, OUR_DUID), IA_NA(1));
+  t.deepEqual(body(run(ctxOf({ fqdn: 'vm.example.org' }), frame(req))!).opts.slice(-1)[0][0], 39);
+  // --hostname has no DHCPv6 option
+  t.false(body(run(ctxOf({ hostname: 'vm' }), DHCPV6_SOLICIT)!).opts.some(([c]) => c === 39));
+});
+
+test('--fqdn: a client asking us to update DNS (S) gets O, as we never do; other flags get 0', (t) => {
+  const c = ctxOf({ fqdn: 'vm.example.org' });
+  const flagsFor = (o: Uint8Array) => body(run(c, solicitWith(o))!).opts.find(([x]) => x === 39)![1][0];
+  t.is(flagsFor(fqdnOpt(0x01)), 0x02, 'S → O');
+  t.is(flagsFor(fqdnOpt(0x04)), 0x00, 'N');
+  t.is(flagsFor(fqdnOpt(0x00)), 0x00);
+  t.is(flagsFor(opt(39, [])), 0x00, 'empty option 39: no flags, still answered');
+  // the NotOnLink reply carries no FQDN
+  const bad = msg(4, opt(1, CLIENT_ID), IA_NA(1, IAADDR('2001:db8::99')), fqdnOpt(0x01));
+  t.false(body(run(c, frame(bad))!).opts.some(([x]) => x === 39));
+});
+
+test('--fqdn: skipped when the domain list leaves no room', (t) => {
+  const names = Array.from({ length: 40 }, (_, i) => `h${i}-${'q'.repeat(50)}.example.org`);
+  const label = 'a'.repeat(63);
+  const r = run(ctxOf({ searchDomains: names, fqdn: [label, label, label].join('.') }), DHCPV6_SOLICIT)!;
+  t.true(r.length <= DHCPV6_REPLY_MAX);
+  t.false(body(r).opts.some(([c]) => c === 39));
+  t.true(decode6(r).l4ChecksumOk);
+});

@@ -177,3 +177,21 @@ test('resolv.conf parsing strips zones and ignores junk', (t) => {
   t.deepEqual(r.nameservers4, ['10.0.0.1']);
   t.deepEqual(r.search, ['s.example']);
 });
+
+test('--hostname and --fqdn: both modes, validated, handed to the configuration', (t) => {
+  for (const mode of ['pasta', 'passt'] as const) {
+    const o = p(mode, '-H', 'guest-1', '--fqdn', 'guest-1.example.org.');
+    t.is(o.hostname, 'guest-1');
+    t.is(o.fqdn, 'guest-1.example.org', 'trailing dot dropped');
+    t.deepEqual(o.warnings, [], 'no "not supported" warning any more');
+    const c = resolveConfig(o, host);
+    t.is(c.hostname, 'guest-1');
+    t.is(c.fqdn, 'guest-1.example.org');
+  }
+  t.is(p('passt', '--hostname', 'x', '--hostname', '').hostname, null, 'empty means none, as in the original');
+  t.is(p('passt', '--hostname', 'h'.repeat(253)).hostname, 'h'.repeat(253));
+  bad('passt', ['--hostname', 'h'.repeat(254)], /Invalid hostname/)(t);
+  t.is(resolveConfig(p('passt'), host).hostname, null);
+  for (const f of ['a..b', `${'l'.repeat(64)}.example`, '.', `${'a.'.repeat(127)}b`]) bad('passt', ['--fqdn', f], /Invalid FQDN/)(t);
+  t.is(p('passt', '--fqdn', `${'l'.repeat(63)}.example`).fqdn, `${'l'.repeat(63)}.example`);
+});

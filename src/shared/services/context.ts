@@ -7,7 +7,8 @@
  * our MAC, the assigned addresses, gateway, our link-local address, DNS lists
  * (at most 3 per family, SPEC §2.9), the search list in its two wire
  * encodings (compressed for DHCP, plain labels for DHCPv6 and DNSSL), the
- * DHCPv6 DUID, and which services are on. The context is then mutated only by
+ * DHCPv6 DUID, --hostname as bytes and --fqdn in wire labels (DHCP options
+ * 12 and 81, DHCPv6 option 39), and which services are on. The context is then mutated only by
  * the learning rules (services/learn.ts: guest MAC, "seen" addresses, SPEC
  * §2.4, §2.5) and by the services' drop counters. One context per tap-RX
  * worker; nothing in it is shared between threads.
@@ -151,6 +152,10 @@ export interface ServiceContext {
   searchCompressed: EncodedNames;
   /** Search list, plain labels (DHCPv6 option 24, DNSSL). */
   searchLabels: EncodedNames;
+  /** --hostname as sent in DHCP option 12 (empty: none). */
+  hostname: Uint8Array;
+  /** --fqdn as length-prefixed labels with the root's zero (empty: none). */
+  fqdn: Uint8Array;
   /** Seconds since 2000-01-01 UTC at start-up, as in the DUID. */
   duidTime: number;
   /** Our DUID-LLT (14 bytes). */
@@ -239,6 +244,7 @@ export function serviceContextFromConfig(cfg: Config, startTime: number): Servic
   };
 
   const names = searchDomainList(cfg.searchDomains);
+  const fqdn = cfg.fqdn !== null ? normalizeDomain(cfg.fqdn) : null;
   const duidTime = duidTimeFromEpochMs(startTime);
   const duid = new Uint8Array(DUID_LLT_LEN);
   writeDuidLlt(duid, 0, duidTime, ourMac);
@@ -258,6 +264,8 @@ export function serviceContextFromConfig(cfg: Config, startTime: number): Servic
     dhcpv6Enabled: ip6.enabled && !cfg.noDhcpv6 && ip6.addrConfigured,
     searchCompressed: encodeDomainNames(names, true),
     searchLabels: encodeDomainNames(names, false),
+    hostname: new TextEncoder().encode(cfg.hostname ?? ''),
+    fqdn: encodeDomainNames(fqdn !== null ? [fqdn] : [], false).data,
     duidTime,
     duid,
     drops: new Uint32Array(DROP_COUNT),

@@ -17,17 +17,22 @@
  * advertised), 26 (MTU, unless 0), 51 (0xffffffff), 54 (our address = the
  * gateway), 80 (rapid-commit ACK only), 119 (search list with compression,
  * as much of it as fits), 121 (only when the gateway is outside the subnet:
- * gw/32 via 0.0.0.0, then 0/0 via gw, RFC 3442). Order: 53 first unless the
+ * gw/32 via 0.0.0.0, then 0/0 via gw, RFC 3442), 12 (--hostname) and 81
+ * (--fqdn, RFC 4702: flags E, plus O when the client's own option 81 asked
+ * us to update DNS (S), which we never do; RCODEs 255; the name in wire
+ * labels). Order: 53 first unless the
  * client's parameter request list (55) names it, then the options in the
- * order of 55, then the rest by increasing number; then END and one zero
- * byte, the options area zero-padded to ≥ 60 bytes, ≤ 308 bytes in all. The
+ * order of 55, then the rest by increasing number, each skipped if it no
+ * longer fits (as the original: only a long hostname or FQDN can fill the
+ * area; the search list is cut to what the others leave); then END and one
+ * zero byte, the options area zero-padded to ≥ 60 bytes, ≤ 308 bytes. The
  * reply goes from our address:67 to port 68 of 255.255.255.255 if the
  * broadcast flag is set, else of the assigned address; UDP checksum 0.
  */
 import { copyBytes, fillBytes, IP4_LEN, ip4SameSubnet, rangeOk, wr32 } from '../wire/bytes';
 import {
   DHCP_FIELD, DHCP_FIXED_LEN, DHCP_FLAG_BROADCAST, DHCP_MSG, DHCP_OP, DHCP_OPT, DHCP_OPTIONS_MAX, DHCP_OPTIONS_MIN,
-  DHCP_PORT, DhcpRepr, DhcpView, parseDhcp, writeDhcpReplyHeader,
+  DHCP_PORT, DhcpRepr, DhcpView, FQDN4_FLAG, FQDN4_RCODE, parseDhcp, writeDhcpReplyHeader,
 } from '../wire/dhcpv4';
 import { ETHERTYPE } from '../wire/ethernet';
 import { IP_PROTO } from '../wire/ipv4';
@@ -39,9 +44,15 @@ export const DHCP_REPLY_MAX = UDP4_PAYLOAD_OFF + DHCP_FIXED_LEN + DHCP_OPTIONS_M
 
 /** Option codes we may send, in increasing order (the fallback order). */
 const OUR_OPTIONS = [
-  DHCP_OPT.SUBNET_MASK, DHCP_OPT.ROUTER, DHCP_OPT.DNS, DHCP_OPT.MTU, DHCP_OPT.LEASE_TIME, DHCP_OPT.MSG_TYPE,
-  DHCP_OPT.SERVER_ID, DHCP_OPT.RAPID_COMMIT, DHCP_OPT.DOMAIN_SEARCH, DHCP_OPT.CLASSLESS_ROUTES,
+  DHCP_OPT.SUBNET_MASK, DHCP_OPT.ROUTER, DHCP_OPT.DNS, DHCP_OPT.HOSTNAME, DHCP_OPT.MTU, DHCP_OPT.LEASE_TIME,
+  DHCP_OPT.MSG_TYPE, DHCP_OPT.SERVER_ID, DHCP_OPT.RAPID_COMMIT, DHCP_OPT.CLIENT_FQDN, DHCP_OPT.DOMAIN_SEARCH,
+  DHCP_OPT.CLASSLESS_ROUTES,
 ] as const;
+
+/** Room for options before END and its zero byte. */
+const OPTIONS_ROOM = DHCP_OPTIONS_MAX - 2;
+/** Option 81 before the name: flags, RCODE1, RCODE2. */
+const FQDN_FIXED = 3;
 
 const BROADCAST = Uint8Array.of(255, 255, 255, 255);
 
@@ -55,6 +66,8 @@ interface Plan {
   classless: boolean;
   /** Names of the search list to send (a prefix of it), 0 = no option 119. */
   searchNames: number;
+  /** Flags of our option 81. */
+  fqdnFlags: number;
 }
 
 /** Length of one option 119 payload split into ≤ 255-byte pieces (RFC 3396), headers included. */
@@ -79,6 +92,10 @@ function optionLen(ctx: ServiceContext, plan: Plan, code: number): number {
       return plan.searchNames > 0 ? splitLen(ctx.searchCompressed.ends[plan.searchNames - 1]) : 0;
     case DHCP_OPT.CLASSLESS_ROUTES:
       return plan.classless ? 2 + 9 + 5 : 0;
+    case DHCP_OPT.HOSTNAME:
+      return ctx.hostname.length > 0 && ctx.hostname.length <= 255 ? 2 + ctx.hostname.length : 0;
+    case DHCP_OPT.CLIENT_FQDN:
+      return ctx.fqdn.length > 0 && FQDN_FIXED + ctx.fqdn.length <= 255 ? 2 + FQDN_FIXED + ctx.fqdn.length : 0;
     default:
       return 0;
   }
@@ -100,6 +117,13 @@ function writeOption(ctx: ServiceContext, plan: Plan, code: number, out: Uint8Ar
     case DHCP_OPT.MTU: out[d] = ctx.mtu >>> 8; out[d + 1] = ctx.mtu; break;
     case DHCP_OPT.MSG_TYPE: out[d] = plan.msgType; break;
     case DHCP_OPT.RAPID_COMMIT: break;
+    case DHCP_OPT.HOSTNAME: copyBytes(out, d, ctx.hostname, 0, ctx.hostname.length); break;
+    case DHCP_OPT.CLIENT_FQDN:
+      out[d] = plan.fqdnFlags;
+      out[d + 1] = FQDN4_RCODE;
+      out[d + 2] = FQDN4_RCODE;
+      copyBytes(out, d + FQDN_FIXED, ctx.fqdn, 0, ctx.fqdn.length);
+      break;
     case DHCP_OPT.CLASSLESS_ROUTES:
       // gw/32 via 0.0.0.0 (the gateway is on-link), then 0/0 via gw.
       out[d] = 32;
@@ -139,21 +163,15 @@ function writeOptions(ctx: ServiceContext, plan: Plan, req: Uint8Array, r: DhcpR
   written.fill(0);
   let prlHas53 = false;
   for (let i = 0; i < r.paramRequestLen; i++) if (req[r.paramRequestOff + i] === DHCP_OPT.MSG_TYPE) prlHas53 = true;
-  if (!prlHas53) {
-    p += writeOption(ctx, plan, DHCP_OPT.MSG_TYPE, out, p);
-    written[DHCP_OPT.MSG_TYPE] = 1;
-  }
-  for (let i = 0; i < r.paramRequestLen; i++) {
-    const code = req[r.paramRequestOff + i];
-    if (written[code] || optionLen(ctx, plan, code) === 0) continue;
+  const put = (code: number) => {
+    const len = optionLen(ctx, plan, code);
+    if (written[code] || len === 0 || p - start + len > OPTIONS_ROOM) return;
     p += writeOption(ctx, plan, code, out, p);
     written[code] = 1;
-  }
-  for (const code of OUR_OPTIONS) {
-    if (written[code] || optionLen(ctx, plan, code) === 0) continue;
-    p += writeOption(ctx, plan, code, out, p);
-    written[code] = 1;
-  }
+  };
+  if (!prlHas53) put(DHCP_OPT.MSG_TYPE);
+  for (let i = 0; i < r.paramRequestLen; i++) put(req[r.paramRequestOff + i]);
+  for (const code of OUR_OPTIONS) put(code);
   out[p++] = DHCP_OPT.END;
   out[p++] = 0;
   if (p - start < DHCP_OPTIONS_MIN) {
@@ -167,9 +185,9 @@ function writeOptions(ctx: ServiceContext, plan: Plan, req: Uint8Array, r: DhcpR
 function planSearch(ctx: ServiceContext, plan: Plan): number {
   const ends = ctx.searchCompressed.ends;
   if (!ctx.advertiseSearch || ends.length === 0) return 0;
-  let used = 2; // END and its zero byte
+  let used = 0;
   for (const code of OUR_OPTIONS) if (code !== DHCP_OPT.DOMAIN_SEARCH) used += optionLen(ctx, plan, code);
-  const room = DHCP_OPTIONS_MAX - used;
+  const room = OPTIONS_ROOM - used;
   for (let k = ends.length; k > 0; k--) if (splitLen(ends[k - 1]) <= room) return k;
   return 0;
 }
@@ -198,7 +216,9 @@ export function dhcpHandle(ctx: ServiceContext, u8: Uint8Array, frameOff: number
   const r = parseDhcp(m);
   if (r === null) return drop(ctx, DROP.DHCP_BAD_OPTIONS, u8, frameOff, frameLen);
 
-  const plan: Plan = { msgType: 0, rapid: false, classless: false, searchNames: 0 };
+  // RFC 4702 §3.1: we never update DNS, and say so (O) if the client asked us to (S)
+  const fqdnFlags = FQDN4_FLAG.E | (r.clientFqdnFlags >= 0 && (r.clientFqdnFlags & FQDN4_FLAG.S) ? FQDN4_FLAG.O : 0);
+  const plan: Plan = { msgType: 0, rapid: false, classless: false, searchNames: 0, fqdnFlags };
   switch (r.messageType) {
     case DHCP_MSG.DISCOVER:
       plan.rapid = r.rapidCommit;

@@ -24,7 +24,10 @@
  * with infinite lifetimes (as the original, also in replies to
  * INFORMATION-REQUEST); the Client ID; DNS servers (23) if any and
  * advertised; the domain list (24, plain labels, as many names as fit) if
- * the search list is advertised. The reply goes from our link-local address
+ * the search list is advertised; with --fqdn, the Client FQDN (39, RFC 4704:
+ * flags 0, or O if the client's own option 39 asked us to update DNS (S),
+ * which we never do; the name in wire labels) if it still fits, as the
+ * original. The reply goes from our link-local address
  * port 547 to the request's source port 546, flow label = transaction id
  * low 20 bits. A request sets addrLlSeen to the client's source; after a
  * reply, addrSeen is reset to the assigned address (SPEC §2.4).
@@ -33,7 +36,7 @@ import { bytesEqual, copyBytes, IP6_LEN, ip6IsMulticast, rangeOk, wr32 } from '.
 import {
   DHCPV6_CLIENTID_MAX, DHCPV6_HEADER_LEN, DHCPV6_IA_NA_FIXED, DHCPV6_IA_TA_FIXED, DHCPV6_IAADDR_FIXED,
   DHCPV6_INFINITY, DHCPV6_MSG, DHCPV6_OPT, DHCPV6_OPT_HEADER_LEN, DHCPV6_PORT, DHCPV6_STATUS,
-  Dhcpv6OptionCursor, Dhcpv6Repr, Dhcpv6View, DUID_LLT_LEN, parseDhcpv6, writeDhcpv6OptionHeader,
+  Dhcpv6OptionCursor, FQDN6_FLAG, Dhcpv6Repr, Dhcpv6View, DUID_LLT_LEN, parseDhcpv6, writeDhcpv6OptionHeader,
 } from '../wire/dhcpv6';
 import { ETHERTYPE } from '../wire/ethernet';
 import { IP_PROTO } from '../wire/ipv4';
@@ -160,6 +163,14 @@ function putLease(ctx: ServiceContext, u8: Uint8Array, r: Dhcpv6Repr, withIa: bo
       copyBytes(out, p + DHCPV6_OPT_HEADER_LEN, names.data, 0, n);
       p += DHCPV6_OPT_HEADER_LEN + n;
     }
+  }
+  const fqdn = ctx.fqdn;
+  if (fqdn.length > 0 && p + DHCPV6_OPT_HEADER_LEN + 1 + fqdn.length <= end) {
+    writeDhcpv6OptionHeader(out, p, DHCPV6_OPT.CLIENT_FQDN, 1 + fqdn.length);
+    const asked = r.clientFqdnFlags >= 0 && (r.clientFqdnFlags & FQDN6_FLAG.S) !== 0;
+    out[p + DHCPV6_OPT_HEADER_LEN] = asked ? FQDN6_FLAG.O : 0;
+    copyBytes(out, p + DHCPV6_OPT_HEADER_LEN + 1, fqdn, 0, fqdn.length);
+    p += DHCPV6_OPT_HEADER_LEN + 1 + fqdn.length;
   }
   return p;
 }

@@ -37,9 +37,13 @@ export const DHCP_MSG = {
 
 export const DHCP_OPT = {
   PAD: 0, SUBNET_MASK: 1, ROUTER: 3, DNS: 6, HOSTNAME: 12, MTU: 26, REQUESTED_IP: 50, LEASE_TIME: 51,
-  OVERLOAD: 52, MSG_TYPE: 53, SERVER_ID: 54, PARAM_REQUEST: 55, RAPID_COMMIT: 80,
+  OVERLOAD: 52, MSG_TYPE: 53, SERVER_ID: 54, PARAM_REQUEST: 55, RAPID_COMMIT: 80, CLIENT_FQDN: 81,
   DOMAIN_SEARCH: 119, CLASSLESS_ROUTES: 121, END: 255,
 } as const;
+
+/** Client FQDN option 81 flags (RFC 4702 §2.1) and the RCODE value servers send (§2.2: 255). */
+export const FQDN4_FLAG = { S: 0x01, O: 0x02, E: 0x04, N: 0x08 } as const;
+export const FQDN4_RCODE = 255;
 
 /** View of a BOOTP/DHCP message (the UDP payload). */
 export class DhcpView extends WireView {
@@ -88,6 +92,8 @@ export interface DhcpRepr {
   /** Option 55 value in the view's buffer: offset and length (length −1 if absent). */
   paramRequestOff: number;
   paramRequestLen: number;
+  /** Flags byte of the client's FQDN option 81 (RFC 4702 §2.1), −1 if absent or empty. */
+  clientFqdnFlags: number;
 }
 
 /** Parses the options of a DHCP message; null if an option is truncated or option 53 is empty. */
@@ -96,7 +102,7 @@ export function parseDhcp(v: DhcpView): DhcpRepr | null {
   const end = v.off + v.len;
   const r: DhcpRepr = {
     op: v.op, xid: v.xid, flags: v.flags, messageType: 0, rapidCommit: false,
-    paramRequestOff: 0, paramRequestLen: -1,
+    paramRequestOff: 0, paramRequestLen: -1, clientFqdnFlags: -1,
   };
   let p = v.optionsOff;
   while (p < end) {
@@ -118,6 +124,10 @@ export function parseDhcp(v: DhcpView): DhcpRepr | null {
       case DHCP_OPT.PARAM_REQUEST:
         r.paramRequestOff = d;
         r.paramRequestLen = olen;
+        break;
+      case DHCP_OPT.CLIENT_FQDN:
+        // only the flags matter to us; a short option is not a reason to drop the request
+        if (olen >= 1) r.clientFqdnFlags = u8[d];
         break;
       default:
         break;

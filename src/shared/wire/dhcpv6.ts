@@ -28,8 +28,11 @@ export const DHCPV6_MSG = {
 
 export const DHCPV6_OPT = {
   CLIENTID: 1, SERVERID: 2, IA_NA: 3, IA_TA: 4, IAADDR: 5, ORO: 6, STATUS_CODE: 13,
-  RAPID_COMMIT: 14, DNS_SERVERS: 23, DOMAIN_LIST: 24,
+  RAPID_COMMIT: 14, DNS_SERVERS: 23, DOMAIN_LIST: 24, CLIENT_FQDN: 39,
 } as const;
+
+/** Client FQDN option 39 flags (RFC 4704 §4.1). */
+export const FQDN6_FLAG = { S: 0x01, O: 0x02, N: 0x04 } as const;
 
 /** Fixed parts before encapsulated options. */
 export const DHCPV6_IA_NA_FIXED = 12;
@@ -131,13 +134,15 @@ export interface Dhcpv6Repr {
   iaNaLen: number;
   iaNaCount: number;
   iaTaCount: number;
+  /** Flags byte of the first Client FQDN option (RFC 4704), −1 if absent or empty. */
+  clientFqdnFlags: number;
 }
 
 /** Collects the top-level options of a validated message (first occurrence wins). */
 export function parseDhcpv6(v: Dhcpv6View): Dhcpv6Repr {
   const r: Dhcpv6Repr = {
     msgType: v.msgType, xid: v.xid, clientIdOff: 0, clientIdLen: -1, serverIdOff: 0, serverIdLen: -1,
-    iaNaOff: 0, iaNaLen: -1, iaNaCount: 0, iaTaCount: 0,
+    iaNaOff: 0, iaNaLen: -1, iaNaCount: 0, iaTaCount: 0, clientFqdnFlags: -1,
   };
   const c = v.options(scratch);
   while (c.next()) {
@@ -154,6 +159,9 @@ export function parseDhcpv6(v: Dhcpv6View): Dhcpv6Repr {
         break;
       case DHCPV6_OPT.IA_TA:
         r.iaTaCount++;
+        break;
+      case DHCPV6_OPT.CLIENT_FQDN:
+        if (r.clientFqdnFlags < 0 && c.dataLen >= 1) r.clientFqdnFlags = v.u8[c.dataOff];
         break;
       default:
         break;
