@@ -60,6 +60,18 @@ e2e('DHCP: -m 1500 and --dhcp-dns/--dhcp-search are honoured', async (t) => {
   t.is(o.search, 'example.test');
 });
 
+e2e('--hostname and --fqdn: udhcpc gets options 12 and 81, dhclient -6 the Client FQDN', async (t) => {
+  const dir = path.dirname(tmpPath('x'));
+  const r = await inPasta(['-H', 'vm-1', '--fqdn', 'vm-1.example.org'], `${udhcpc('-O hostname -O 81')}; ${dhclient6(dir)}`);
+  t.is(r.code, 0, r.stderr);
+  const [v4, v6] = r.stdout.trim().split('\n').map(kv);
+  t.is(v4.hostname, 'vm-1');
+  t.is(v4.opt81, '04ffff' + '04766d2d31076578616d706c65036f726700', 'flags E, RCODEs 255, wire labels');
+  t.is(v6.fqdn, 'vm-1.example.org');
+  const plain = kv((await inPasta([], udhcpc('-O hostname'))).stdout.trim());
+  t.is(plain.hostname, '', 'no hostname without -H');
+});
+
 e2e('SLAAC: the router advertisement gives the namespace an address in the host /64 and a default route', async (t) => {
   const r = await inPasta([], 'sleep 3; ip -j -6 addr show dev eth0; echo ===; ip -j -6 route show default');
   t.is(r.code, 0, r.stderr);
