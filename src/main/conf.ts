@@ -444,7 +444,16 @@ export function resolveConfig(o: Options, host: HostState): Config {
   let ourLL = gw6 && isLinkLocal6(gw6) ? gw6 : ll6 ?? 'fe80::1';
   let addr6Final = addr6;
 
-  const localMode = !t4 && !t6 && !o.addr4 && !o.addr6;
+  // Local mode (SPEC §2.3): no *usable* template for either family. A host
+  // interface that has the routes but not the addresses (a link up before
+  // its DHCP lease, a default route on an unnumbered device) is no template:
+  // it disables its family (§2.2) just as a missing one does.
+  if ((o.outboundIf4 && want4 && !en4) || (o.outboundIf6 && want6 && !en6))
+    throw new PasstError('PASST_ERR_NO_ROUTE', 'External interface not usable');
+  const localMode = !en4 && !en6 && !o.addr4 && !o.addr6;
+  // the tap is named after a template only if that family uses it (§9.5)
+  const templateIf4 = en4 && !localMode ? t4?.ifname ?? null : null;
+  const templateIf6 = en6 && !localMode ? t6?.ifname ?? null : null;
   if (localMode) {
     if (want4) {
       addr4 = '169.254.2.1';
@@ -503,8 +512,6 @@ export function resolveConfig(o: Options, host: HostState): Config {
     warnings.push("Couldn't get any nameserver address");
 
   const mtu = o.mtu ?? DEFAULT_MTU;
-  const templateIf4 = t4?.ifname ?? null;
-  const templateIf6 = t6?.ifname ?? null;
   const defSpec = (): ForwardSpec => ({ mode: o.mode === 'pasta' ? 'auto' : 'none', rules: [] });
 
   const cfg: Config = {

@@ -195,3 +195,38 @@ test('--hostname and --fqdn: both modes, validated, handed to the configuration'
   for (const f of ['a..b', `${'l'.repeat(64)}.example`, '.', `${'a.'.repeat(127)}b`]) bad('passt', ['--fqdn', f], /Invalid FQDN/)(t);
   t.is(p('passt', '--fqdn', `${'l'.repeat(63)}.example`).fqdn, `${'l'.repeat(63)}.example`);
 });
+
+test('local mode also when the templates have routes but no usable address; a usable family prevents it', (t) => {
+  const unnumbered = { tmpl4: fam(2, { ifname: 'wlan0', addr: null, prefixLen: 0 }),
+    tmpl6: fam(10, { ifname: 'wlan0', addr: null, linkLocal: null }), resolv };
+  for (const mode of ['pasta', 'passt'] as const) {
+    const c = resolveConfig(p(mode, ...(mode === 'pasta' ? ['--', 'true'] : [])), unnumbered);
+    t.true(c.localMode, mode);
+    t.is(c.ip4.addr, '169.254.2.1');
+    t.is(c.ip4.gateway, '169.254.2.2');
+    t.is(c.ip4.mapHostLoopback, '169.254.2.2', 'the gateway still reaches the host loopback');
+    t.is(c.ip6.gateway, 'fe80::1');
+    t.is(c.ip6.ourLinkLocal, 'fe80::1');
+    t.is(c.ip6.mapHostLoopback, 'fe80::1');
+    t.is(c.nsIfname, 'tap0', 'not named after an interface that is no template');
+    t.false(c.noDhcp, 'DHCP hands out the link-local address');
+    t.true(c.noDhcpv6, 'no IPv6 address to hand out');
+  }
+  // only IPv6 unusable: IPv4 from the host, no local mode
+  const v4only = resolveConfig(p('pasta', '--', 'true'), { ...unnumbered, tmpl4: fam(2) });
+  t.false(v4only.localMode);
+  t.false(v4only.ip6.enabled);
+  t.is(v4only.nsIfname, 'eth0');
+  // only IPv4 unusable: the tap is named after the IPv6 template
+  const v6only = resolveConfig(p('pasta', '--', 'true'), { ...unnumbered, tmpl6: fam(10, { ifname: 'eth6' }) });
+  t.false(v6only.localMode);
+  t.false(v6only.ip4.enabled);
+  t.is(v6only.nsIfname, 'eth6');
+  // -4 with an unusable IPv4 template: IPv4-only local mode
+  const l4 = resolveConfig(p('pasta', '-4', '--', 'true'), { ...unnumbered, tmpl6: fam(10) });
+  t.true(l4.localMode);
+  t.false(l4.ip6.enabled);
+  // a given outbound interface that is no usable template is fatal (SPEC §2.1)
+  t.throws(() => resolveConfig(p('pasta', '--outbound-if4', 'wlan0', '--', 'true'), unnumbered),
+    { message: /External interface not usable/ });
+});
