@@ -51,6 +51,13 @@ export class Runtime {
     const quit = () => void this.shutdown(0);
     process.on('SIGTERM', quit);
     process.on('SIGQUIT', quit);
+    // PID 1 of a PID namespace gets no signal it has no handler for (SIGKILL
+    // aside), so Ctrl-C or a hangup, which end the program anywhere else,
+    // would be ignored there (a container's entrypoint, unshare --pid)
+    if (process.pid === 1) {
+      process.on('SIGINT', () => void this.shutdown(128 + 2));
+      process.on('SIGHUP', () => void this.shutdown(128 + 1));
+    }
     this.sup.onFatal = (m) => {
       log.error(m);
       void this.shutdown(1);

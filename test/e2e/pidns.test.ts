@@ -10,7 +10,7 @@ import anyTest, { TestFn } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { PASTA, inTestNs, NOT_IN_NS, run, waitFor, alive, nsHolder, processesWith, tmpPath } from '../helpers/env';
+import { PASST, PASTA, inTestNs, NOT_IN_NS, run, waitFor, alive, nsHolder, processesWith, tmpPath } from '../helpers/env';
 import { helperPath } from '../../src/shared/native';
 
 const test = anyTest as TestFn;
@@ -77,6 +77,15 @@ e2e('attach form (--netns NAME) as PID 1 without -f: stays in the foreground, co
   t.is(await exited, 0, stderr);
   clearTimeout(timer);
 });
+
+/** The process `unshare --fork` started (PID 1 of the new namespace), by its PID in ours. */
+function forkedChild(unsharePid: number): number | null {
+  try {
+    return Number(fs.readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim().split(' ')[0]) || null;
+  } catch {
+    return null;
+  }
+}
 
 e2e('attach form (PID) as PID 1 with -f: reaches the host, quits when the PID is gone', async (t) => {
   const h = await nsHolder();
@@ -145,4 +154,37 @@ e2e('the helper refuses to run the command when its parent is not the pasta it w
   t.is(orphan.status, '', 'no namespaces made, nothing reported');
   t.is(orphan.code, 1);
   t.false(fs.existsSync(ran), 'command not run');
+});
+
+e2e('PID 1 pasta still ends on SIGINT (Ctrl-C), which init ignores without a handler', async (t) => {
+  const h = await nsHolder();
+  const pidFile = tmpPath('pasta.pid');
+  const child = spawn('unshare', ['--pid', '--fork', PASTA, '-f', '-P', pidFile, String(h.pid)], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    t.truthy(await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8') === '1\n', 20000));
+    const pasta = forkedChild(child.pid as number);
+    t.truthy(pasta);
+    process.kill(pasta as number, 'SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+    t.is(await exited, 130);
+    clearTimeout(timer);
+  } finally {
+    await h.kill();
+  }
+});
+
+e2e('passt as PID 1 without -f: stays in the foreground and listens', async (t) => {
+  const sock = tmpPath('passt.sock');
+  const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', PASST, '-s', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.truthy(await waitFor(() => fs.existsSync(sock), 20000), stderr);
+  t.regex(stderr, /not daemonising/);
+  t.is(child.exitCode, null);
+  process.kill(forkedChild(child.pid as number) as number, 'SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+  t.is(await exited, 0, stderr);
+  clearTimeout(timer);
 });
