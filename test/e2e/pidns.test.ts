@@ -10,8 +10,10 @@ import anyTest, { TestFn } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { PASST, PASTA, inTestNs, NOT_IN_NS, run, waitFor, alive, nsHolder, processesWith, tmpPath } from '../helpers/env';
 import { helperPath } from '../../src/shared/native';
+import { asUser, readableInstall } from '../helpers/unpriv';
 
 const test = anyTest as TestFn;
 const e2e = inTestNs() ? test.serial : test.skip;
@@ -50,6 +52,14 @@ e2e('spawn form as PID 1 (unshare --pid --fork --mount-proc): command runs, reac
   } finally {
     g.close();
   }
+});
+
+e2e('spawn form as PID 1 for a normal user (unshare --user --map-root-user --pid --fork --mount-proc)', async (t) => {
+  const pasta = path.join(readableInstall(), 'bin', 'pasta');
+  const r = await run(asUser()[0], [...asUser().slice(1), 'unshare', '--user', '--map-root-user', '--pid', '--fork',
+    '--mount-proc', pasta, '--config-net', '--', 'sh', '-c', 'ip -br addr show eth0; exit 9'], { timeoutMs: 30000 });
+  t.is(r.code, 9, r.stderr);
+  t.regex(r.stdout, /192\.0\.2\.2\/24/);
 });
 
 e2e('attach form (--netns NAME) as PID 1 without -f: stays in the foreground, configures, quits on ip netns del', async (t) => {
