@@ -160,7 +160,6 @@ function pathArg(value: string, what: string, max = PATH_MAX): string {
   return value;
 }
 
-/** IPv4 classful prefix length for an address given with -a and no -n. */
 /**
  * -H/--hostname: at most 253 bytes (the original's PASST_MAXDNAME buffer);
  * an empty name means none, as in the original.
@@ -181,6 +180,7 @@ function parseFqdn(value: string): string | null {
   return n;
 }
 
+/** IPv4 classful prefix length for an address given with -a and no -n. */
 export function classfulPrefix(a: string): number {
   const first = ipaddr.IPv4.parse(a).octets[0];
   if (first < 128) return 8;
@@ -444,12 +444,13 @@ export function resolveConfig(o: Options, host: HostState): Config {
   let ourLL = gw6 && isLinkLocal6(gw6) ? gw6 : ll6 ?? 'fe80::1';
   let addr6Final = addr6;
 
+  // a given outbound interface must end up usable (SPEC §2.1)
+  if ((o.outboundIf4 && want4 && !en4) || (o.outboundIf6 && want6 && !en6))
+    throw new PasstError('PASST_ERR_NO_ROUTE', 'External interface not usable');
   // Local mode (SPEC §2.3): no *usable* template for either family. A host
   // interface that has the routes but not the addresses (a link up before
   // its DHCP lease, a default route on an unnumbered device) is no template:
   // it disables its family (§2.2) just as a missing one does.
-  if ((o.outboundIf4 && want4 && !en4) || (o.outboundIf6 && want6 && !en6))
-    throw new PasstError('PASST_ERR_NO_ROUTE', 'External interface not usable');
   const localMode = !en4 && !en6 && !o.addr4 && !o.addr6;
   // the tap is named after a template only if that family uses it (§9.5)
   const templateIf4 = en4 && !localMode ? t4?.ifname ?? null : null;

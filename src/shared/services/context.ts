@@ -8,9 +8,9 @@
  * (at most 3 per family, SPEC §2.9), the search list in its two wire
  * encodings (compressed for DHCP, plain labels for DHCPv6 and DNSSL), the
  * DHCPv6 DUID, --hostname as bytes and --fqdn in wire labels (DHCP options
- * 12 and 81, DHCPv6 option 39), and which services are on. The context is then mutated only by
- * the learning rules (services/learn.ts: guest MAC, "seen" addresses, SPEC
- * §2.4, §2.5) and by the services' drop counters. One context per tap-RX
+ * 12 and 81, DHCPv6 option 39), and which services are on. The context is
+ * then mutated only by the learning rules (services/learn.ts: guest MAC,
+ * "seen" addresses, SPEC §2.4, §2.5) and by the services' drop counters. One context per tap-RX
  * worker; nothing in it is shared between threads.
  *
  * Service switches (SPEC §3): DHCP needs IPv4 with an assigned address and a

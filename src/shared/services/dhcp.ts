@@ -20,12 +20,12 @@
  * gw/32 via 0.0.0.0, then 0/0 via gw, RFC 3442), 12 (--hostname) and 81
  * (--fqdn, RFC 4702: flags E, plus O when the client's own option 81 asked
  * us to update DNS (S), which we never do; RCODEs 255; the name in wire
- * labels). Order: 53 first unless the
- * client's parameter request list (55) names it, then the options in the
- * order of 55, then the rest by increasing number, each skipped if it no
- * longer fits (as the original: only a long hostname or FQDN can fill the
- * area; the search list is cut to what the others leave); then END and one
- * zero byte, the options area zero-padded to ≥ 60 bytes, ≤ 308 bytes. The
+ * labels). Order: 53 first unless the client's parameter request list (55)
+ * names it, then the options in the order of 55, then the rest by
+ * increasing number, each skipped if it no longer fits (as the original:
+ * only a long hostname or FQDN can fill the area; the search list is cut to
+ * what the others leave); then END and one zero byte, the options area
+ * zero-padded to ≥ 60 bytes, ≤ 308 bytes. The
  * reply goes from our address:67 to port 68 of 255.255.255.255 if the
  * broadcast flag is set, else of the assigned address; UDP checksum 0.
  */
