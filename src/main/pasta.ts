@@ -132,7 +132,9 @@ interface Spawned {
  * Spawns the command through pasta-helper; resolves once its namespaces exist.
  * The helper is told our PID to detect, race-free, that we died before it
  * could arm PR_SET_PDEATHSIG (helper.cc): comparing its parent with 1 would
- * take a pasta that is PID 1 of its PID namespace for a dead one.
+ * take a pasta that is PID 1 of its PID namespace for a dead one. The death
+ * signal follows the thread that forked: this is the main thread, which
+ * lives as long as the process.
  */
 function spawnCommand(cfg: Config): Promise<Spawned> {
   let cmd = cfg.command ?? [];
