@@ -18,7 +18,8 @@
  *    the caller goes on to start qemu.
  * 4. Clients come one at a time (ClientSlot). When one leaves, passt waits
  *    for the next, keeping flows and forwarded ports; with `--one-off` or
- *    `--fd` it exits 0 instead. SIGTERM/SIGQUIT exit 0 (runtime.ts).
+ *    `--fd` it exits 0 instead. SIGTERM/SIGQUIT exit 0 (runtime.ts). The
+ *    socket file goes away with the process.
  */
 import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
@@ -29,7 +30,7 @@ import { daemonize, ReadyChannel, writePidFile, STAGE_ENV, READY_FD_ENV } from '
 import { setupRunLogging, afterReadyLogging } from './logging';
 import { Runtime } from './runtime';
 import { hostTemplates } from './pasta';
-import { ClientSlot, openListener, adoptClientFd, qemuHints } from './tapBackend';
+import { ClientSlot, openListener, removeSocketFile, adoptClientFd, qemuHints } from './tapBackend';
 
 /** Environment variable telling the daemon where the `--fd` socket went. */
 const CLIENT_FD_ENV = 'PASST_TS_CLIENT_FD';
@@ -77,7 +78,10 @@ export async function runPasst(o: Options): Promise<void> {
     log.info(`Client connection closed: ${reason}`);
     if (oneOff) void rt.shutdown(0);
   };
-  rt.onExit = () => slot.closeAll();
+  rt.onExit = () => {
+    slot.closeAll();
+    if (listener) removeSocketFile(listener);
+  };
 
   // forwarded ports (-t/-u) were bound by rt.start(), before readiness (forward.ts)
 

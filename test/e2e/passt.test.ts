@@ -257,6 +257,22 @@ e2e('--one-off: exits 0 when its client leaves', async (t) => {
   t.is(code, 0, p.log());
 });
 
+e2e('the socket file goes away with passt (one-off end, SIGTERM); a file put in its place is left alone', async (t) => {
+  const one = await listening(['--one-off']);
+  const c = await Client.connect(one.sock);
+  await c.close();
+  t.is(await one.p.exit, 0);
+  t.false(fs.existsSync(one.sock), 'removed after the one-off client left');
+  const two = await listening();
+  t.is(await two.p.stop(), 0);
+  t.false(fs.existsSync(two.sock), 'removed after SIGTERM');
+  const three = await listening();
+  fs.unlinkSync(three.sock);
+  fs.writeFileSync(three.sock, 'not ours');
+  await three.p.stop();
+  t.is(fs.readFileSync(three.sock, 'utf8'), 'not ours', 'another file at the path is not removed');
+});
+
 e2e('replies reach a client that only reads slowly, whole and in sync (full socket, partial writes in passt)', async (t) => {
   const { p, sock } = await listening();
   const c = await Client.connect(sock);
