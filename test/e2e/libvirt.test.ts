@@ -145,7 +145,8 @@ function follow(file: string, con: ConsoleLines): () => void {
  * `-netdev stream` (no reconnect) connects once, at its start. The C
  * passt binds its socket within milliseconds of exec and usually wins
  * that race; a Node.js program needs 200 ms or more just to start, and
- * loses it (the guest then has no network). Later libvirt passes `--pid`
+ * loses it although passt-ts makes its socket before anything else (the
+ * guest then has no network). Later libvirt passes `--pid`
  * and waits for passt to exit (CLIENTS.md §3). This emulator wrapper
  * holds qemu until passt's socket exists (at most 20 s) and writes how
  * long it waited; everything else is libvirt's.

@@ -343,6 +343,31 @@ e2e('daemon: exits 0 once the socket listens, keeps none of our stdio, PID file,
   t.truthy(await waitFor(() => !alive(pid), 5000));
 });
 
+e2e('a client connecting while passt still starts is served; a failed start removes the socket file (daemon and -f)', async (t) => {
+  // a client that connects while passt is still starting waits in the backlog and is served
+  const sock = tmpPath('passt.socket');
+  const p = startPasst(['-s', sock, '--one-off']);
+  t.truthy(await waitFor(() => fs.existsSync(sock), 10000, 5), 'socket made');
+  const c = await Client.connect(sock);
+  t.is(await p.exit, 0, p.log());
+  t.true(await c.arpWorks(), 'the early client is served by the daemon');
+  await c.close();
+  // a forwarded port already in use makes the start fail, after the socket was made
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(10470, '::', () => r()));
+  try {
+    for (const fg of [[], ['-f']]) {
+      const s2 = tmpPath('passt.socket');
+      const r = await run(PASST, [...fg, '-s', s2, '-t', '10470'], { timeoutMs: 15000 });
+      t.not(r.code, 0, `${fg.join(' ')}: ${r.stderr}`);
+      t.regex(r.stderr, /10470/);
+      t.false(fs.existsSync(s2), `no socket file left (${fg.join(' ') || 'daemon'})`);
+    }
+  } finally {
+    busy.close();
+  }
+});
+
 e2e('an explicit socket path in use is fatal; the message names it', async (t) => {
   const { p, sock } = await listening();
   const r = await run(PASST, ['-f', '-s', sock], { timeoutMs: 10000 });
