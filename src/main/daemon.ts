@@ -43,8 +43,9 @@ export function writePidFile(path: string, pid: number): void {
  * Foreground half: spawns the daemon and waits for its readiness.
  * @param passFds descriptors to hand over (they appear as fd 4, 5, ... in the daemon)
  * @param env environment for the daemon (PASST_TS_* additions)
+ * @param onFail called before the foreground exits non-zero (clean-up of what it made)
  */
-export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS.ProcessEnv): Promise<never> {
+export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS.ProcessEnv, onFail: () => void = () => {}): Promise<never> {
   return new Promise<never>(() => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
       detached: true,
@@ -70,6 +71,7 @@ export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS
           } catch (e) {
             process.stderr.write(`Couldn't write PID file ${pidFile}: ${(e as Error).message}\n`);
             try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+            onFail();
             process.exit(1);
           }
           child.unref();
@@ -80,10 +82,12 @@ export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS
     child.on('exit', (code, signal) => {
       if (ready) return;
       void signal;
+      onFail();
       process.exit(code ? code : 1);
     });
     child.on('error', (e) => {
       process.stderr.write(`Couldn't start daemon: ${e.message}\n`);
+      onFail();
       process.exit(1);
     });
   });

@@ -5,36 +5,53 @@
  * Theory of operation — one run:
  * 1. Options are parsed (index.ts). With `--fd FD` the descriptor is
  *    checked at once, so a bad one fails in the foreground.
- * 2. Without -f the foreground spawns the daemon and waits for its
+ * 2. The listening socket (tapBackend.ts: `-s PATH` or the first free
+ *    /tmp/passt_N.socket) is made first, by the process the caller started,
+ *    before anything slow: libvirt 9.0 starts qemu without waiting for
+ *    passt, and qemu 7.2's `-netdev stream` connects once, at its start, so
+ *    the socket must exist as soon as it can. Connections wait in its
+ *    backlog until the pipeline runs.
+ * 3. Without -f the foreground spawns the daemon and waits for its
  *    readiness (daemon.ts): the daemon has none of the caller's stdio, gets
- *    the `--fd` socket as fd 4 (fd 3 is the readiness pipe), and its log
- *    lines reach the caller's stderr until it is ready. The foreground
- *    writes the PID file and exits 0 — the readiness libvirt and qemu's
- *    `-netdev passt` wait for.
- * 3. Set-up: host templates (netlink) and resolv.conf → Config, logging,
- *    the listening socket (tapBackend.ts: `-s PATH` or the first free
- *    /tmp/passt_N.socket), the pipeline (backend 'stream'), forwarded ports.
- *    Only then readiness is announced, so the socket already listens when
- *    the caller goes on to start qemu.
- * 4. Clients come one at a time (ClientSlot). When one leaves, passt waits
+ *    the listening socket or the `--fd` socket as fd 4 (fd 3 is the
+ *    readiness pipe), and its log lines reach the caller's stderr until it
+ *    is ready. The foreground writes the PID file and exits 0 — the
+ *    readiness later libvirt and qemu's `-netdev passt` wait for. If the
+ *    daemon fails, the foreground removes the socket file it made.
+ * 4. Set-up: host templates (netlink) and resolv.conf → Config, logging,
+ *    the pipeline (backend 'stream'), forwarded ports. Only then readiness
+ *    is announced.
+ * 5. Clients come one at a time (ClientSlot). When one leaves, passt waits
  *    for the next, keeping flows and forwarded ports; with `--one-off` or
- *    `--fd` it exits 0 instead. SIGTERM/SIGQUIT exit 0 (runtime.ts).
+ *    `--fd` it exits 0 instead. SIGTERM/SIGQUIT exit 0 (runtime.ts). The
+ *    socket file goes away with the process.
  */
 import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
+import { F_SETFD, FD_CLOEXEC } from '../shared/linux';
 import { resolveConfig, Options } from './conf';
 import { readResolvConf } from './hostInfo';
 import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
 import { setupRunLogging, afterReadyLogging } from './logging';
 import { Runtime } from './runtime';
 import { hostTemplates } from './pasta';
-import { ClientSlot, openListener, adoptClientFd, qemuHints } from './tapBackend';
+import { ClientSlot, openListener, removeSocketFile, adoptClientFd, qemuHints, Listener } from './tapBackend';
 
 /** Environment variable telling the daemon where the `--fd` socket went. */
 const CLIENT_FD_ENV = 'PASST_TS_CLIENT_FD';
-/** The daemon receives the --fd socket as this descriptor (after the readiness pipe on 3). */
+/** The daemon receives the --fd socket, or the listening socket, as this descriptor (after the readiness pipe on 3). */
 const DAEMON_CLIENT_FD = 4;
+/** Environment variable carrying the listening socket to the daemon: "FD INODE PATH". */
+const LISTENER_ENV = 'PASST_TS_LISTENER';
+
+/** The listening socket the foreground made, as the daemon received it. */
+function inheritedListener(): Listener | null {
+  const m = /^(\d+) (\d+) (.+)$/.exec(process.env[LISTENER_ENV] ?? '');
+  if (!m) return null;
+  native.fcntl(Number(m[1]), F_SETFD, FD_CLOEXEC);
+  return { fd: Number(m[1]), ino: Number(m[2]), path: m[3] };
+}
 
 /** Runs passt; resolves only through process exit. */
 export async function runPasst(o: Options): Promise<void> {
@@ -49,26 +66,43 @@ export async function runPasst(o: Options): Promise<void> {
     adoptClientFd(clientFd);
   }
 
+  // the socket qemu connects to: first of all (see the top), so a busy path also fails at once
+  let listener: Listener | null = null;
+  if (clientFd < 0) listener = stage === 'daemon' ? inheritedListener() : openListener(o.socketPath);
+  if (clientFd < 0 && !listener) throw new PasstError('PASST_ERR_SOCKET', 'Listening socket not received from the foreground');
+
   // daemonise (no -f): the foreground waits here and exits
   let readyChannel: ReadyChannel | null = null;
   stayInForegroundAsInit(o);
   if (!o.foreground) {
     if (stage !== 'daemon') {
-      await daemonize(o.pidFile, clientFd >= 0 ? [clientFd] : [],
-        clientFd >= 0 ? { [CLIENT_FD_ENV]: String(DAEMON_CLIENT_FD) } : {});
+      const l = listener;
+      await daemonize(o.pidFile, clientFd >= 0 ? [clientFd] : [l!.fd],
+        clientFd >= 0
+          ? { [CLIENT_FD_ENV]: String(DAEMON_CLIENT_FD) }
+          : { [LISTENER_ENV]: `${DAEMON_CLIENT_FD} ${l!.ino} ${l!.path}` },
+        () => { if (l) removeSocketFile(l); });
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }
 
+  try {
+    await serve(o, listener, clientFd, readyChannel);
+  } catch (e) {
+    // a failed start leaves no socket file behind
+    if (listener) removeSocketFile(listener);
+    throw e;
+  }
+}
+
+/** Set-up after the socket exists (and after daemonising), then readiness. */
+async function serve(o: Options, listener: Listener | null, clientFd: number, readyChannel: ReadyChannel | null): Promise<void> {
   // configuration from the host (SPEC §2: addressing is the same as pasta's)
   const { t4, t6 } = hostTemplates(o);
   const cfg = resolveConfig(o, { tmpl4: t4, tmpl6: t6, resolv: readResolvConf() });
   setupRunLogging(cfg, readyChannel);
   for (const w of o.warnings) log.warn(w);
   if (cfg.localMode) log.info('No routable interface: switch to local mode');
-
-  // the socket qemu connects to (before the pipeline, so a busy path fails fast)
-  const listener = clientFd < 0 ? openListener(cfg.socketPath) : null;
 
   const rt = new Runtime(cfg);
   await rt.start({ nsfd: -1, tapfd: -1, tapName: 'stream', backend: 'stream', guestMac: null, guestLinkLocal: null });
@@ -78,7 +112,10 @@ export async function runPasst(o: Options): Promise<void> {
     log.info(`Client connection closed: ${reason}`);
     if (oneOff) void rt.shutdown(0);
   };
-  rt.onExit = () => slot.closeAll();
+  rt.onExit = () => {
+    slot.closeAll();
+    if (listener) removeSocketFile(listener);
+  };
 
   // forwarded ports (-t/-u) were bound by rt.start(), before readiness (forward.ts)
 

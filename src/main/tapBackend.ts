@@ -7,7 +7,9 @@
  * - Path: `-s PATH`, else the first free `/tmp/passt_N.socket`, N = 1…99.
  *   A path is busy when a probe connect() succeeds or fails with anything
  *   but ENOENT, ECONNREFUSED or EACCES (a stale socket file); a free path is
- *   unlinked and bound. A busy explicit path is fatal.
+ *   unlinked and bound. A busy explicit path is fatal. On exit the socket
+ *   file is removed, if the path still names the one we bound (a client
+ *   such as libvirt 9.0 leaves it to us, and it would only be stale).
  * - The listening socket is ours (native socket/bind/listen); Node's
  *   net.Server only watches it, so the main thread learns about a new
  *   connection without a loop of its own. Connections arrive paused
@@ -60,11 +62,19 @@ export function socketPathBusy(path: string): boolean {
   return !(r === -E.ENOENT || r === -E.ECONNREFUSED || r === -E.EACCES);
 }
 
+/** A listening socket made by openListener(). */
+export interface Listener {
+  fd: number;
+  path: string;
+  /** Inode of the socket file as bound, to recognise it at exit. */
+  ino: number;
+}
+
 /**
  * Creates the listening socket: the given path, or the first free probed
  * one. Returns the descriptor and the path bound.
  */
-export function openListener(given: string | null): { fd: number; path: string } {
+export function openListener(given: string | null): Listener {
   const candidates = given !== null ? [given] : Array.from({ length: PROBE_MAX }, (_, i) => `/tmp/passt_${i + 1}.socket`);
   for (const path of candidates) {
     if (socketPathBusy(path)) {
@@ -84,9 +94,16 @@ export function openListener(given: string | null): { fd: number; path: string }
         throw new PasstError('PASST_ERR_SOCKET', `Couldn't bind UNIX socket ${path}: ${native.strerror(-r)}`);
       continue;
     }
-    return { fd, path };
+    return { fd, path, ino: fs.statSync(path).ino };
   }
   throw new PasstError('PASST_ERR_SOCKET', `No free UNIX socket path in /tmp/passt_1.socket … _${PROBE_MAX}.socket`);
+}
+
+/** Removes the socket file at exit, unless the path now names another file. */
+export function removeSocketFile(l: Listener): void {
+  try {
+    if (fs.statSync(l.path).ino === l.ino) fs.unlinkSync(l.path);
+  } catch { /* already gone */ }
 }
 
 /** The lines the original prints so users know how to start qemu. */

@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { PASST, ROOT, inTestNs, NOT_IN_NS, tmpPath, sha } from '../helpers/env';
 import { runGuest, startGuest, guestUnavailable, describeRun, GuestResult, GUEST_IMAGE } from '../guest/runner';
+import { sendAll } from '../helpers/tcpTool';
 
 const test = anyTest as TestFn;
 const why = inTestNs() ? guestUnavailable() : NOT_IN_NS;
@@ -153,14 +154,6 @@ function readAll(host: string, port: number, ms: number): Promise<Buffer | null>
     c.on('data', (d) => parts.push(d));
     c.on('end', () => { clearTimeout(t); resolve(Buffer.concat(parts)); });
     c.on('error', () => { clearTimeout(t); resolve(null); });
-  });
-}
-function sendAll(host: string, port: number, data: Buffer, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = net.createConnection(port, host, () => c.end(data));
-    const t = setTimeout(() => { c.destroy(); resolve(false); }, ms);
-    c.on('close', (hadError) => { clearTimeout(t); resolve(!hadError); });
-    c.on('error', () => {});
   });
 }
 

@@ -257,6 +257,22 @@ e2e('--one-off: exits 0 when its client leaves', async (t) => {
   t.is(code, 0, p.log());
 });
 
+e2e('the socket file goes away with passt (one-off end, SIGTERM); a file put in its place is left alone', async (t) => {
+  const one = await listening(['--one-off']);
+  const c = await Client.connect(one.sock);
+  await c.close();
+  t.is(await one.p.exit, 0);
+  t.false(fs.existsSync(one.sock), 'removed after the one-off client left');
+  const two = await listening();
+  t.is(await two.p.stop(), 0);
+  t.false(fs.existsSync(two.sock), 'removed after SIGTERM');
+  const three = await listening();
+  fs.unlinkSync(three.sock);
+  fs.writeFileSync(three.sock, 'not ours');
+  await three.p.stop();
+  t.is(fs.readFileSync(three.sock, 'utf8'), 'not ours', 'another file at the path is not removed');
+});
+
 e2e('replies reach a client that only reads slowly, whole and in sync (full socket, partial writes in passt)', async (t) => {
   const { p, sock } = await listening();
   const c = await Client.connect(sock);
@@ -325,6 +341,31 @@ e2e('daemon: exits 0 once the socket listens, keeps none of our stdio, PID file,
   t.true(alive(pid), 'without --one-off the daemon stays for the next client');
   process.kill(pid, 'SIGTERM');
   t.truthy(await waitFor(() => !alive(pid), 5000));
+});
+
+e2e('a client connecting while passt still starts is served; a failed start removes the socket file (daemon and -f)', async (t) => {
+  // a client that connects while passt is still starting waits in the backlog and is served
+  const sock = tmpPath('passt.socket');
+  const p = startPasst(['-s', sock, '--one-off']);
+  t.truthy(await waitFor(() => fs.existsSync(sock), 10000, 5), 'socket made');
+  const c = await Client.connect(sock);
+  t.is(await p.exit, 0, p.log());
+  t.true(await c.arpWorks(), 'the early client is served by the daemon');
+  await c.close();
+  // a forwarded port already in use makes the start fail, after the socket was made
+  const busy = net.createServer();
+  await new Promise<void>((r) => busy.listen(10470, '::', () => r()));
+  try {
+    for (const fg of [[], ['-f']]) {
+      const s2 = tmpPath('passt.socket');
+      const r = await run(PASST, [...fg, '-s', s2, '-t', '10470'], { timeoutMs: 15000 });
+      t.not(r.code, 0, `${fg.join(' ')}: ${r.stderr}`);
+      t.regex(r.stderr, /10470/);
+      t.false(fs.existsSync(s2), `no socket file left (${fg.join(' ') || 'daemon'})`);
+    }
+  } finally {
+    busy.close();
+  }
 });
 
 e2e('an explicit socket path in use is fatal; the message names it', async (t) => {

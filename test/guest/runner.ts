@@ -109,26 +109,96 @@ function waitExit(c: ChildProcess): Promise<void> {
   });
 }
 
+/**
+ * Writes the guest's initramfs for one run to `file`: the built image
+ * followed by a second cpio with /guest/cmd (the script) and
+ * /guest/files/NAME. Returns `file`.
+ */
+export function writeGuestInitrd(file: string, script: string, files?: Record<string, Buffer>): string {
+  const entries: CpioEntry[] = [
+    { name: 'guest', mode: 0o040755, data: Buffer.alloc(0) },
+    { name: 'guest/cmd', mode: 0o100755, data: Buffer.from(script + '\n') },
+  ];
+  if (files && Object.keys(files).length) {
+    entries.push({ name: 'guest/files', mode: 0o040755, data: Buffer.alloc(0) });
+    for (const [n, d] of Object.entries(files).sort()) entries.push({ name: `guest/files/${n}`, mode: 0o100644, data: d });
+  }
+  fs.writeFileSync(file, Buffer.concat([fs.readFileSync(path.join(GUEST_IMAGE, 'initramfs.img')), cpioPack(entries)]));
+  return file;
+}
+
+/**
+ * The guest's console as lines: bytes go in as they come (qemu's stdout,
+ * or a serial log file read as it grows), and callers wait for a line.
+ */
+export class ConsoleLines {
+  readonly lines: string[] = [];
+  private partial = '';
+  private readonly waiters: { re: RegExp; resolve: (l: string | null) => void }[] = [];
+  /** Called for each complete line. */
+  onLine: (line: string) => void = () => {};
+
+  push(d: Buffer): void {
+    this.partial += d.toString('latin1');
+    let nl: number;
+    while ((nl = this.partial.indexOf('\n')) >= 0) {
+      const line = this.partial.slice(0, nl).replace(/\r$/, '');
+      this.partial = this.partial.slice(nl + 1);
+      this.lines.push(line);
+      this.onLine(line);
+      if (process.env.PASST_TS_GUEST_VERBOSE) process.stderr.write(`guest: ${line}\n`);
+      for (let i = this.waiters.length - 1; i >= 0; i--) {
+        if (this.waiters[i].re.test(line)) {
+          this.waiters[i].resolve(line);
+          this.waiters.splice(i, 1);
+        }
+      }
+    }
+  }
+
+  /** The console ended: a partial last line counts, waiters get null. */
+  end(): void {
+    if (this.partial) this.lines.push(this.partial);
+    this.partial = '';
+    for (const w of this.waiters.splice(0)) w.resolve(null);
+  }
+
+  /** Resolves with the first line matching re (also past ones), or null after ms. */
+  waitLine(re: RegExp, ms: number): Promise<string | null> {
+    const past = this.lines.find((l) => re.test(l));
+    if (past !== undefined) return Promise.resolve(past);
+    return new Promise((resolve) => {
+      const w = { re, resolve: (l: string | null) => { clearTimeout(t); resolve(l); } };
+      const t = setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(null);
+      }, ms);
+      this.waiters.push(w);
+    });
+  }
+
+  /** The script's output (between the markers), its status, and the whole console. */
+  result(): { output: string; rc: number | null; console: string } {
+    const b = this.lines.findIndex((l) => l.includes('@@GUEST-BEGIN'));
+    const e = this.lines.findIndex((l) => l.includes('@@GUEST-END'));
+    return {
+      output: b >= 0 ? this.lines.slice(b + 1, e >= 0 ? e : undefined).join('\n') : '',
+      rc: e >= 0 ? Number(/rc=(\d+)/.exec(this.lines[e])?.[1] ?? NaN) : null,
+      console: this.lines.join('\n'),
+    };
+  }
+}
+
 /** Starts passt and the guest; see RunningGuest. */
 export function startGuest(o: GuestOptions): RunningGuest {
   const own = !o.workDir;
   const dir = o.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-guest-'));
   fs.chmodSync(dir, 0o777);
   const sock = path.join(dir, 'passt.socket');
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string | null) => void }[] = [];
+  const con = new ConsoleLines();
 
-  // per-run cpio: /guest/cmd and /guest/files
-  const entries: CpioEntry[] = [
-    { name: 'guest', mode: 0o040755, data: Buffer.alloc(0) },
-    { name: 'guest/cmd', mode: 0o100755, data: Buffer.from(o.script + '\n') },
-  ];
-  if (o.files && Object.keys(o.files).length) {
-    entries.push({ name: 'guest/files', mode: 0o040755, data: Buffer.alloc(0) });
-    for (const [n, d] of Object.entries(o.files).sort()) entries.push({ name: `guest/files/${n}`, mode: 0o100644, data: d });
-  }
-  const initrd = path.join(dir, 'initrd.img');
-  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(path.join(GUEST_IMAGE, 'initramfs.img')), cpioPack(entries)]));
+  const initrd = writeGuestInitrd(path.join(dir, 'initrd.img'), o.script, o.files);
 
   let passtLog = '';
   const passtArgv = [...(o.asUser ?? []), ...o.passt, '-f', '-s', sock, '-D', 'none', '-S', 'none', ...(o.passtArgs ?? [])];
@@ -165,27 +235,13 @@ export function startGuest(o: GuestOptions): RunningGuest {
       '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
       '-device', 'virtio-net-pci,netdev=n0,romfile=',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString('latin1');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).replace(/\r$/, '');
-        buf = buf.slice(nl + 1);
-        lines.push(line);
-        if (result.bootS === null && line.includes('@@GUEST-BEGIN')) {
-          result.bootS = (Date.now() - t0) / 1000;
-          result.passtCpuAtBeginS = passt.pid ? cpuSeconds(passt.pid) : null;
-        }
-        if (process.env.PASST_TS_GUEST_VERBOSE) process.stderr.write(`guest: ${line}\n`);
-        for (let i = waiters.length - 1; i >= 0; i--) {
-          if (waiters[i].re.test(line)) {
-            waiters[i].resolve(line);
-            waiters.splice(i, 1);
-          }
-        }
+    con.onLine = (line) => {
+      if (result.bootS === null && line.includes('@@GUEST-BEGIN')) {
+        result.bootS = (Date.now() - t0) / 1000;
+        result.passtCpuAtBeginS = passt.pid ? cpuSeconds(passt.pid) : null;
       }
     };
+    const onData = (d: Buffer) => con.push(d);
     qemu.stdout?.on('data', onData);
     qemu.stderr?.on('data', onData);
     const timer = setTimeout(() => {
@@ -194,8 +250,7 @@ export function startGuest(o: GuestOptions): RunningGuest {
     }, Math.max(1000, deadline - Date.now()));
     await waitExit(qemu);
     clearTimeout(timer);
-    if (buf) lines.push(buf);
-    for (const w of waiters.splice(0)) w.resolve(null);
+    con.end();
 
     result.passtAlive = passt.exitCode === null && passt.signalCode === null;
     result.passtCpuS = passt.pid && result.passtAlive ? cpuSeconds(passt.pid) : null;
@@ -204,33 +259,17 @@ export function startGuest(o: GuestOptions): RunningGuest {
     await passtExit;
     clearTimeout(killer);
 
-    result.console = lines.join('\n');
-    const b = lines.findIndex((l) => l.includes('@@GUEST-BEGIN'));
-    const e = lines.findIndex((l) => l.includes('@@GUEST-END'));
-    if (b >= 0) result.output = lines.slice(b + 1, e >= 0 ? e : undefined).join('\n');
-    if (e >= 0) result.rc = Number(/rc=(\d+)/.exec(lines[e])?.[1] ?? NaN);
+    Object.assign(result, con.result());
     result.passtLog = passtLog;
     if (own) fs.rmSync(dir, { recursive: true, force: true });
     return result;
   })();
 
   return {
-    lines,
+    lines: con.lines,
     passtPid: passt.pid ?? -1,
     done,
-    waitLine(re: RegExp, ms: number): Promise<string | null> {
-      const past = lines.find((l) => re.test(l));
-      if (past !== undefined) return Promise.resolve(past);
-      return new Promise((resolve) => {
-        const w = { re, resolve: (l: string | null) => { clearTimeout(t); resolve(l); } };
-        const t = setTimeout(() => {
-          const i = waiters.indexOf(w);
-          if (i >= 0) waiters.splice(i, 1);
-          resolve(null);
-        }, ms);
-        waiters.push(w);
-      });
-    },
+    waitLine: (re: RegExp, ms: number) => con.waitLine(re, ms),
   };
 }
 

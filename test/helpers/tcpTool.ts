@@ -85,6 +85,16 @@ export function receiveAll(s: net.Socket): Promise<Digest> {
   });
 }
 
+/** Connects to host:port, sends data and half-closes; true when all of it went (false after ms). */
+export function sendAll(host: string, port: number, data: Buffer, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.createConnection(port, host, () => c.end(data));
+    const t = setTimeout(() => { c.destroy(); resolve(false); }, ms);
+    c.on('close', (hadError) => { clearTimeout(t); resolve(!hadError); });
+    c.on('error', () => {});
+  });
+}
+
 /**
  * n concurrent connections to an echo server at host:port, each sending
  * `bytes` random bytes and checking what comes back.
