@@ -11,6 +11,8 @@ export type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: st
 export class ControlClient {
   private buf = '';
   private readonly waiting: { resolve: (a: Answer) => void; reject: (e: Error) => void }[] = [];
+  /** Answers that came before their request was sent (a refusal is written at once). */
+  private readonly early: Answer[] = [];
   private ended: Error | null = null;
 
   private constructor(private readonly sock: net.Socket) {
@@ -21,13 +23,14 @@ export class ControlClient {
       while ((nl = this.buf.indexOf('\n')) >= 0) {
         const line = this.buf.slice(0, nl);
         this.buf = this.buf.slice(nl + 1);
-        const w = this.waiting.shift();
-        if (!w) continue;
+        let a: Answer;
         try {
-          w.resolve(JSON.parse(line) as Answer);
+          a = JSON.parse(line) as Answer;
         } catch (e) {
-          w.reject(new Error(`bad answer from the control socket: ${(e as Error).message}`));
+          a = { ok: false, error: `bad answer from the control socket: ${(e as Error).message}` };
         }
+        const w = this.waiting.shift();
+        if (w) w.resolve(a); else this.early.push(a);
       }
     });
     const fail = (e: Error): void => {
@@ -56,6 +59,8 @@ export class ControlClient {
 
   /** Sends one raw line (tests: malformed requests) and resolves with the answer. */
   send(line: string): Promise<Answer> {
+    const early = this.early.shift();
+    if (early) return Promise.resolve(early);
     if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });

@@ -21,9 +21,9 @@
  * - Hostile clients cannot hurt the daemon: at most MAX_QUEUED requests
  *   wait per connection (reading pauses beyond that); a client that does
  *   not read its answers stops being served once OUT_HIGH bytes wait for
- *   it, and is disconnected once OUT_MAX bytes do (a single answer never
- *   comes near that); at most MAX_CLIENTS connections at once, further
- *   ones get an error answer and are closed. Errors on a connection only
+ *   it, and is disconnected if it still has not read them STALL_MS later
+ *   (or at once past OUT_MAX bytes); at most MAX_CLIENTS connections at
+ *   once, further ones get an error answer and are closed. Errors on a connection only
  *   end that connection.
  */
 import * as fs from 'node:fs';
@@ -42,6 +42,8 @@ const MAX_QUEUED = 64;
 /** Answer bytes waiting for a client above which its requests wait too, and above which it is dropped. */
 const OUT_HIGH = 1 << 20;
 const OUT_MAX = 16 << 20;
+/** A client that leaves OUT_HIGH bytes unread this long is disconnected (ms). */
+export const STALL_MS = 5000;
 
 /** uid of the process at the other end of a UNIX socket, or -1. */
 export function peerUid(fd: number): number {
@@ -72,12 +74,17 @@ class Connection {
   private closed = false;
   /** The client half-closed: end our side once everything is answered. */
   private endAfter = false;
+  /** Armed while answers wait unread beyond OUT_HIGH. */
+  private stall: NodeJS.Timeout | null = null;
 
   constructor(private readonly sock: net.Socket, private readonly service: ControlService) {
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
     sock.on('drain', () => this.serve());
     sock.on('error', (e) => log.debug(`Control: client: ${e.message}`));
-    sock.on('close', () => { this.closed = true; });
+    sock.on('close', () => {
+      this.closed = true;
+      if (this.stall) clearTimeout(this.stall);
+    });
     // a client that half-closes still gets its answers
     sock.on('end', () => { this.endAfter = true; this.serve(); });
   }
@@ -125,6 +132,16 @@ class Connection {
         this.serve();
       });
     }
+    const stalled = !this.closed && this.sock.writableLength >= OUT_HIGH;
+    if (stalled && !this.stall) {
+      this.stall = setTimeout(() => {
+        log.debug('Control: client does not read its answers: disconnected');
+        this.sock.destroy();
+      }, STALL_MS);
+    } else if (!stalled && this.stall) {
+      clearTimeout(this.stall);
+      this.stall = null;
+    }
     if (this.queue.length < MAX_QUEUED && !this.closed) this.sock.resume();
     if (this.endAfter && !this.busy && !this.queue.length && !this.closed) this.sock.end();
   }
@@ -158,7 +175,7 @@ export class ControlServer {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ path, backlog: 16 }, () => { server.removeListener('error', reject); resolve(); });
+        server.listen({ path, backlog: 4 * MAX_CLIENTS }, () => { server.removeListener('error', reject); resolve(); });
       });
     } catch (e) {
       fail((e as Error).message);

@@ -113,7 +113,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     this.batch = new TapBatch(this.u8);
     this.view = new TcpView(this.u8);
     this.splice = createSplicePath({
-      cfg: i.cfg, nsfd: i.nsfd, guest, bufs: this.ctx,
+      cfg: i.cfg, nsfd: i.nsfd, guest, bufs: this.ctx, stats: this.stats,
       add: (fd: number, ev: number, ref: number) => this.add(fd, ev, ref),
       mod: (fd: number, ev: number, ref: number) => this.mod(fd, ev, ref),
       del: (fd: number) => this.del(fd),
