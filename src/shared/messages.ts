@@ -147,15 +147,15 @@ export interface FlowInfo {
   /** The owning worker's flow index (unique per worker and path). */
   id: number;
   /**
-   * The two ends, "addr:port": for a tap flow the guest's end and the end it
-   * talks to (as the guest sees it); for a spliced one the accepted client
-   * and the target (with the side it is on).
+   * The two ends, "WHERE addr:port" with WHERE one of guest, host,
+   * namespace: `from` started the flow (for TCP over the tap: the guest's
+   * end, and `to` the address it talks to, as the guest sees it).
    */
   from: string;
   to: string;
   /** Protocol state, in the worker's own vocabulary (TCP events, splice events, "active"). */
   state: string;
-  /** Payload bytes from `from` towards `to`, and back. */
+  /** Payload bytes from `from` towards `to`, and back; age in whole milliseconds. */
   bytesOut: number;
   bytesIn: number;
   ageMs: number;

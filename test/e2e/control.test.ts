@@ -11,6 +11,7 @@
  */
 import anyTest, { TestFn } from 'ava';
 import * as fs from 'node:fs';
+import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -85,11 +86,13 @@ e2e('stats and flows follow a transfer while it runs (tap path), in JSON and Pro
       // while the host does not read: the flow is listed, bytes have moved
       const flow = await waitFor(async () => {
         const f = await ok(sock, { cmd: 'flows' });
-        return f.flows.find((x: any) => x.proto === 'tcp' && x.path === 'tap' && x.to === `${GW4}:13401` && x.bytesOut > 0);
+        return f.flows.find((x: any) => x.proto === 'tcp' && x.path === 'tap' && x.to === `host ${GW4}:13401` && x.bytesOut > 0);
       }, 10000);
       t.truthy(flow, 'the open connection is listed');
       t.is(flow.worker, 'tcp0');
       t.regex(flow.state, /ESTABLISHED/);
+      t.regex(flow.from, /^guest 192\.0\.2\.2:\d+$/);
+      t.true(Number.isInteger(flow.ageMs));
       t.true(flow.ageMs >= 0);
       const during = await ok(sock, { cmd: 'stats' });
       t.true(during.flows.tcp.tap >= 1);
@@ -168,6 +171,62 @@ e2e('a port added at run time carries 8 MiB byte-exact (spliced and over the tap
     // -T at run time: namespace side, pasta only
     const tOut = await ok(sock, { cmd: 'add-port', option: '-T', spec: '13415:13416' });
     t.deepEqual(tOut.added, [{ option: '-T', bind: null, port: 13415, target: 13416, auto: false }]);
+  });
+});
+
+/** Sends n datagrams of size bytes from a fresh socket to addr:port; resolves with how many came back unchanged. */
+async function udpEchoes(addr: string, port: number, n: number, size: number, waitMs = 3000): Promise<number> {
+  const s = dgram.createSocket(addr.includes(':') ? 'udp6' : 'udp4');
+  let back = 0;
+  const sent = new Set<string>();
+  s.on('message', (m) => { if (sent.has(m.toString('hex'))) back++; });
+  await new Promise<void>((r) => s.bind(0, r));
+  for (let i = 0; i < n; i++) {
+    const b = Buffer.alloc(size, i + 1);
+    sent.add(b.toString('hex'));
+    s.send(b, port, addr);
+  }
+  await waitFor(() => back >= n, waitMs);
+  s.close();
+  return back;
+}
+
+e2e('UDP: a -u port added at run time, its flows listed per path and counted in the stats', async (t) => {
+  await withPasta(['-t', 'none', ...QUIET], async (ns, sock) => {
+    const echo = spawn('nsenter', ['-t', String(ns.nsPid), '-n', process.execPath,
+      path.join(ROOT, 'dist', 'test', 'helpers', 'udpTool.js'), 'echo', '::', '13492', '--seconds', '30'],
+    { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      let out = '';
+      echo.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      t.truthy(await waitFor(() => out.includes('"ready"'), 10000), 'echo bound');
+      await ok(sock, { cmd: 'add-port', option: '-u', spec: '13492' });
+      t.is(await udpEchoes('127.0.0.1', 13492, 20, 1000), 20, 'spliced');
+      t.is(await udpEchoes(HOST4, 13492, 20, 1000), 20, 'over the tap');
+      const f = await ok(sock, { cmd: 'flows' });
+      const spliced = f.flows.find((x: any) => x.proto === 'udp' && x.path === 'splice');
+      const tapped = f.flows.find((x: any) => x.proto === 'udp' && x.path === 'tap');
+      t.truthy(spliced, JSON.stringify(f.flows));
+      t.truthy(tapped, JSON.stringify(f.flows));
+      t.is(spliced.bytesOut, 20000);
+      t.is(spliced.bytesIn, 20000);
+      t.is(tapped.bytesOut, 20000);
+      t.is(tapped.bytesIn, 20000);
+      t.regex(spliced.from, /^host 127\.0\.0\.1:\d+$/);
+      const s = await ok(sock, { cmd: 'stats' });
+      t.is(s.flows.udp.splice, 1);
+      t.is(s.flows.udp.tap, 1);
+      t.is(s.traffic.udp.splice.bytes, 40000);
+      t.is(s.traffic.udp.tap.bytesToGuest, 20000);
+      t.is(s.traffic.udp.tap.bytesFromGuest, 20000);
+      t.is(s.workers.udp.listeners, 1);
+      await ok(sock, { cmd: 'remove-port', option: '-u', spec: '13492' });
+      t.truthy(await waitFor(async () => (await ok(sock, { cmd: 'stats' })).workers.udp.listeners === 0, 5000),
+        'listener closed');
+      t.is(await udpEchoes('127.0.0.1', 13492, 3, 100, 1000), 0, 'new sources are no longer forwarded');
+    } finally {
+      echo.kill('SIGKILL');
+    }
   });
 });
 

@@ -198,7 +198,7 @@ export class SpliceConns implements SplicePath {
       if (out.length >= max) break;
       out.push({
         index: c.index, from: c.from, to: c.to, state: EVENT_NAMES.filter((_, i) => c.events & (1 << i)).join('|'),
-        bytesIn: c.read[0], bytesOut: c.read[1], ageMs: Math.max(0, now - c.openedAt),
+        bytesIn: c.read[0], bytesOut: c.read[1], ageMs: Math.max(0, Math.round(now - c.openedAt)),
       });
     }
     return out;
@@ -258,7 +258,7 @@ export class SpliceConns implements SplicePath {
     c.fd[0] = fd;
     c.fd[1] = target;
     c.openedAt = now;
-    c.from = endpointString(this.peerAddr, 0, (peer[2] << 8) | peer[3]);
+    c.from = `${l.side === 'host' ? 'host' : 'namespace'} ${endpointString(this.peerAddr, 0, (peer[2] << 8) | peer[3])}`;
     c.to = `${l.side === 'host' ? 'namespace' : 'host'} ${endpointString(this.dstAddr, 0, port)}`;
     this.stats.accepted++;
     if (this.shared) this.shared[this.ixFlows]++;

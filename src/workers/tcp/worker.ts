@@ -153,9 +153,9 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       total++;
       if (flows.length >= max) continue;
       flows.push({
-        proto: 'tcp', path: 'tap', id: c.idx, from: endpointString(c.guestAddr, 0, c.guestPort),
-        to: endpointString(c.ourAddr, 0, c.ourPort), state: eventNames(c.events), bytesOut: c.bytesFromTap,
-        bytesIn: c.bytesToTap, ageMs: Math.max(0, now - c.openedAt),
+        proto: 'tcp', path: 'tap', id: c.idx, from: `guest ${endpointString(c.guestAddr, 0, c.guestPort)}`,
+        to: `host ${endpointString(c.ourAddr, 0, c.ourPort)}`, state: eventNames(c.events), bytesOut: c.bytesFromTap,
+        bytesIn: c.bytesToTap, ageMs: Math.max(0, Math.round(now - c.openedAt)),
       });
     }
     if (this.splice) {

@@ -85,6 +85,9 @@ export const SCAN_INTERVAL_MS = 1000;
 export const DEFAULT_BATCH = 32;
 export const MAX_BATCH = 64;
 
+/** Where a flow's end is, by pif, in the control socket's words. */
+const FLOW_END_NAMES = { 0: 'none', 1: 'guest', 2: 'host', 3: 'namespace' } satisfies Record<Pif, string>;
+
 /** Per-side socket flags. */
 export const SOCK_F = {
   /** Unconnected (a duplicated listener): send with the endpoint's address. */
@@ -506,7 +509,7 @@ export class UdpCore {
     const end = (f: number, s: number): string => {
       const o = t.keyOff(f, s);
       const pif = t.keys[o + FLOW_KEY.PIF] as Pif;
-      return `${PIF_NAMES[pif]} ${endpointString(t.keys, o + FLOW_KEY.EP_ADDR, t.epPort(f, s))}`;
+      return `${FLOW_END_NAMES[pif]} ${endpointString(t.keys, o + FLOW_KEY.EP_ADDR, t.epPort(f, s))}`;
     };
     for (let f = 0; f < this.hwm; f++) {
       const type = this.ftype[f] as FlowType;
@@ -517,7 +520,7 @@ export class UdpCore {
         proto: type === FLOW_TYPE.UDP ? 'udp' : type === FLOW_TYPE.PING4 ? 'icmp' : 'icmpv6',
         path: this.isSpliced(f) ? 'splice' : 'tap', id: f, from: end(f, INISIDE), to: end(f, TGTSIDE),
         state: this.closing[f] ? 'closing' : 'active', bytesOut: this.rxBytes[f * 2 + INISIDE],
-        bytesIn: this.rxBytes[f * 2 + TGTSIDE], ageMs: Math.max(0, now - this.openedMs[f]),
+        bytesIn: this.rxBytes[f * 2 + TGTSIDE], ageMs: Math.max(0, Math.round(now - this.openedMs[f])),
       });
     }
     return { flows, total };
