@@ -138,6 +138,8 @@ export class Forwarder {
    * Control socket: stops forwarding the ports of `spec` (matched by bind
    * address, interface and port; a mapping's target is not compared). The
    * workers close the listeners; existing connections and flows go on.
+   * Ports of an exclusion-only spec that are not forwarded are passed over
+   * (such a spec was bound best effort), as long as one of them is.
    * @throws PasstError for a bad spec or a port not forwarded (then nothing is removed)
    */
   removePorts(opt: ForwardOpt, spec: string): HeldPort[] {
@@ -146,6 +148,7 @@ export class Forwarder {
     for (const r of parsed.rules) {
       for (const p of r.ports) {
         const k = heldKey(opt, r.addr, r.ifname, p.port);
+        if (!this.held.has(k) && r.bestEffort) continue;
         if (!this.held.has(k)) {
           const bind = r.addr || r.ifname ? ` on ${r.addr ?? ''}${r.ifname ? `%${r.ifname}` : ''}` : '';
           throw new PasstError('PASST_ERR_PORT_SPEC', `Port ${p.port}${bind} is not forwarded by ${opt}`);
@@ -153,6 +156,7 @@ export class Forwarder {
         keys.push(k);
       }
     }
+    if (!keys.length) throw new PasstError('PASST_ERR_PORT_SPEC', `No port of ${spec} is forwarded by ${opt}`);
     const gone = keys.map((k) => this.held.get(k) as HeldPort);
     for (const k of keys) this.held.delete(k);
     this.release(gone.flatMap((h) => h.ls.map((l) => l.id)), OPT_TARGET[opt].proto);

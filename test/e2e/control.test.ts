@@ -16,7 +16,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { PASST, ROOT, inTestNs, NOT_IN_NS, run, waitFor, sleep, alive } from '../helpers/env';
+import { PASST, PASTA, ROOT, inTestNs, NOT_IN_NS, run, waitFor, sleep, alive } from '../helpers/env';
 import { startPasta, connect, hostTcpListening, PastaNs } from '../helpers/pastaNs';
 import { sendRandom, receiveAll, probe, Digest } from '../helpers/tcpTool';
 import { asUser, readableInstall } from '../helpers/unpriv';
@@ -374,6 +374,32 @@ e2e('passt: --control serves stats and -t ports; -T is refused', async (t) => {
   } finally {
     p.kill('SIGKILL');
   }
+});
+
+e2e('a --control path that is taken stops the start with a clear error', async (t) => {
+  const file = socketPath();
+  fs.writeFileSync(file, 'not a socket');
+  let r = await run(PASTA, ['--config-net', '--control', file, '--', 'true'], { timeoutMs: 20000 });
+  t.is(r.code, 1);
+  t.regex(r.stderr, /Control socket .*control\.sock: exists and is not a socket/);
+  t.is(fs.readFileSync(file, 'utf8'), 'not a socket');
+  const live = socketPath();
+  const srv = net.createServer();
+  await new Promise<void>((res) => srv.listen(live, () => res()));
+  try {
+    r = await run(PASTA, ['--config-net', '--control', live, '--', 'true'], { timeoutMs: 20000 });
+    t.is(r.code, 1);
+    t.regex(r.stderr, /Control socket .*: in use by another process/);
+  } finally {
+    srv.close();
+  }
+  // a stale one (nobody listening) is replaced
+  const stale = socketPath();
+  // a process that exits while listening leaves its socket file behind
+  await run(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.exit(0))`]);
+  t.true(fs.lstatSync(stale).isSocket());
+  r = await run(PASTA, ['--config-net', '--control', stale, '--', 'true'], { timeoutMs: 20000 });
+  t.is(r.code, 0, r.stderr);
 });
 
 e2e('another user cannot connect: mode 0600, and the peer check refuses even a loosened socket', async (t) => {

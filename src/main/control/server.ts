@@ -67,6 +67,13 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
+/** One error answer, then the connection goes (at once if the peer does not close within a second). */
+function refuse(s: net.Socket, why: string): void {
+  s.on('error', () => {});
+  s.end(errorLine(why));
+  s.setTimeout(1000, () => s.destroy());
+}
+
 class Connection {
   private readonly lines = new LineSplitter(MAX_LINE);
   private readonly queue: LineEvent[] = [];
@@ -171,16 +178,22 @@ export class ControlServer {
       try { fs.unlinkSync(path); } catch (e) { fail(`can't remove the stale socket: ${(e as Error).message}`); }
     }
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    const listening = new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => { server.removeListener('error', reject); resolve(); });
+    });
+    // bind() happens within listen() (errors are reported later): the
+    // umask is ours only for that call, no other file is made meanwhile
     const old = process.umask(0o177);
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ path, backlog: 4 * MAX_CLIENTS }, () => { server.removeListener('error', reject); resolve(); });
-      });
-    } catch (e) {
-      fail((e as Error).message);
+      server.listen({ path, backlog: 4 * MAX_CLIENTS });
     } finally {
       process.umask(old);
+    }
+    try {
+      await listening;
+    } catch (e) {
+      fail((e as Error).message);
     }
     fs.chmodSync(path, 0o600);
     // the socket is the program's own: don't hold the event loop open for it
@@ -196,13 +209,11 @@ export class ControlServer {
     const me = process.geteuid?.() ?? -1;
     if (uid < 0 || (uid !== me && uid !== 0)) {
       log.warn(`Control: refused a connection from uid ${uid < 0 ? 'unknown' : uid}`);
-      s.on('error', () => {});
-      s.end(errorLine('permission denied: another user'));
+      refuse(s, 'permission denied: another user');
       return;
     }
     if (this.clients >= MAX_CLIENTS) {
-      s.on('error', () => {});
-      s.end(errorLine(`too many control connections (at most ${MAX_CLIENTS})`));
+      refuse(s, `too many control connections (at most ${MAX_CLIENTS})`);
       return;
     }
     this.clients++;
