@@ -16,7 +16,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { PASST, PASTA, ROOT, inTestNs, NOT_IN_NS, run, waitFor, sleep, alive } from '../helpers/env';
+import { PASST, PASTA, ROOT, inTestNs, NOT_IN_NS, run, waitFor, sleep, alive, nsHolder } from '../helpers/env';
 import { startPasta, connect, hostTcpListening, PastaNs } from '../helpers/pastaNs';
 import { sendRandom, receiveAll, probe, Digest } from '../helpers/tcpTool';
 import { asUser, readableInstall } from '../helpers/unpriv';
@@ -373,6 +373,26 @@ e2e('passt: --control serves stats and -t ports; -T is refused', async (t) => {
     t.is(p.exitCode, 0);
   } finally {
     p.kill('SIGKILL');
+  }
+});
+
+e2e('daemonised (attached, no -f): the socket answers as soon as pasta returns; quit ends the daemon', async (t) => {
+  const h = await nsHolder();
+  const sock = socketPath();
+  const pidFile = path.join(path.dirname(sock), 'pasta.pid');
+  try {
+    const r = await run(PASTA, ['--config-net', '--control', sock, '-P', pidFile, '-t', '13495', ...QUIET, String(h.pid)],
+      { timeoutMs: 20000 });
+    t.is(r.code, 0, r.stderr);
+    const daemon = Number(fs.readFileSync(pidFile, 'utf8'));
+    const a = await ok(sock, { cmd: 'ports' });
+    t.deepEqual(a.ports.map((p: any) => p.port), [13495]);
+    t.is((await ok(sock, { cmd: 'stats' })).pid, daemon);
+    await ok(sock, { cmd: 'quit' });
+    t.truthy(await waitFor(() => !alive(daemon), 10000), 'daemon gone');
+    t.false(fs.existsSync(sock));
+  } finally {
+    await h.kill();
   }
 });
 
