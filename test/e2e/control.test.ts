@@ -191,7 +191,7 @@ async function udpEchoes(addr: string, port: number, n: number, size: number, wa
   return back;
 }
 
-e2e('UDP: a -u port added at run time, its flows listed per path and counted in the stats', async (t) => {
+e2e('UDP and ICMP: a -u port added at run time, flows listed per path and counted in the stats', async (t) => {
   await withPasta(['-t', 'none', ...QUIET], async (ns, sock) => {
     const echo = spawn('nsenter', ['-t', String(ns.nsPid), '-n', process.execPath,
       path.join(ROOT, 'dist', 'test', 'helpers', 'udpTool.js'), 'echo', '::', '13492', '--seconds', '30'],
@@ -220,6 +220,14 @@ e2e('UDP: a -u port added at run time, its flows listed per path and counted in 
       t.is(s.traffic.udp.tap.bytesToGuest, 20000);
       t.is(s.traffic.udp.tap.bytesFromGuest, 20000);
       t.is(s.workers.udp.listeners, 1);
+      // echo requests count too, and their flow is listed
+      await ns.nsExec(['busybox', 'ping', '-c', '2', '-i', '0.2', '-W', '2', GW4]);
+      const pinged = await ok(sock, { cmd: 'stats' });
+      t.is(pinged.traffic.icmp.tap.requestsFromGuest, 2);
+      t.is(pinged.traffic.icmp.tap.repliesToGuest, 2);
+      t.is(pinged.flows.icmp.tap, 1);
+      const icmp = (await ok(sock, { cmd: 'flows' })).flows.find((x: any) => x.proto === 'icmp');
+      t.regex(icmp?.to ?? '', /^host /);
       await ok(sock, { cmd: 'remove-port', option: '-u', spec: '13492' });
       t.truthy(await waitFor(async () => (await ok(sock, { cmd: 'stats' })).workers.udp.listeners === 0, 5000),
         'listener closed');

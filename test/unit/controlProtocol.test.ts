@@ -143,6 +143,7 @@ test('stats snapshot sums flows and traffic per protocol and path, and lists eve
   t.is(s.traffic.tcp.tap.bytesToGuest, tcp.bytesToTap);
   t.is(s.traffic.tcp.splice.bytes, tcp.spliceBytes);
   t.is(s.traffic.udp.tap.datagramsFromGuest, udp.toSock);
+  t.deepEqual(s.traffic.icmp.tap, { requestsFromGuest: udp.pingRequests, repliesToGuest: udp.pingReplies });
   t.is(s.drops.tcp0.dropNoFlow, tcp.dropNoFlow);
   t.is(Object.keys(s.drops.udp).length, 20);
   t.is(s.workers['tap-tx'].frames, 1);

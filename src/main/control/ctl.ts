@@ -73,6 +73,7 @@ export function formatStats(s: StatsSnapshot, rates?: Map<string, number>): stri
   out += `  udp tap     from guest ${bytes(t.udp.tap.bytesFromGuest)} in ${t.udp.tap.datagramsFromGuest} datagrams${rate('udpFrom')}\n`;
   out += `              to guest   ${bytes(t.udp.tap.bytesToGuest)} in ${t.udp.tap.datagramsToGuest} datagrams${rate('udpTo')}\n`;
   out += `  udp splice  ${bytes(t.udp.splice.bytes)} in ${t.udp.splice.datagrams} datagrams${rate('udpSplice')}\n`;
+  out += `  icmp        ${t.icmp.tap.requestsFromGuest} echo requests from guest, ${t.icmp.tap.repliesToGuest} replies\n`;
   const drops: (string | number)[][] = [];
   for (const [w, reasons] of Object.entries(s.drops)) for (const [r, n] of Object.entries(reasons)) if (n) drops.push([w, r, n]);
   out += '\nDrops\n' + (drops.length ? table(['STAGE', 'REASON', 'COUNT'], drops) : '  none\n');

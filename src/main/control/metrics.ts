@@ -12,7 +12,7 @@
  * - `flows`: open flows per protocol and path, summed over workers.
  * - `traffic`: payload bytes and segments/datagrams each way per protocol
  *   and path ("fromGuest"/"toGuest" on the tap; "bytes" moved socket to
- *   socket on the splice path).
+ *   socket on the splice path; echo requests and replies for ICMP).
  * - `drops`: every drop reason with its count, per stage (DROP_REASONS).
  * - `rings`: per ring, capacity, bytes in use, records passed and drops.
  * - `prometheusText()` renders the same snapshot in the Prometheus text
@@ -66,6 +66,7 @@ export interface StatsSnapshot {
       tap: { bytesFromGuest: number; bytesToGuest: number; datagramsFromGuest: number; datagramsToGuest: number };
       splice: { bytes: number; datagrams: number };
     };
+    icmp: { tap: { requestsFromGuest: number; repliesToGuest: number } };
   };
   drops: Record<string, Record<string, number>>;
   rings: RingUsage[];
@@ -82,6 +83,7 @@ export function snapshot(stages: StageCounters[], rings: RingUsage[], mode: stri
         tap: { bytesFromGuest: 0, bytesToGuest: 0, datagramsFromGuest: 0, datagramsToGuest: 0 },
         splice: { bytes: 0, datagrams: 0 },
       },
+      icmp: { tap: { requestsFromGuest: 0, repliesToGuest: 0 } },
     },
     drops: {},
     rings,
@@ -112,6 +114,8 @@ export function snapshot(stages: StageCounters[], rings: RingUsage[], mode: stri
       u.tap.datagramsToGuest += v.toTap;
       u.splice.bytes += v.bytesSpliced;
       u.splice.datagrams += v.spliced;
+      s.traffic.icmp.tap.requestsFromGuest += v.pingRequests;
+      s.traffic.icmp.tap.repliesToGuest += v.pingReplies;
     }
   }
   return s;
