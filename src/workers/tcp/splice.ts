@@ -198,7 +198,7 @@ export class SpliceConns implements SplicePath {
       if (out.length >= max) break;
       out.push({
         index: c.index, from: c.from, to: c.to, state: EVENT_NAMES.filter((_, i) => c.events & (1 << i)).join('|'),
-        bytesIn: c.read[0], bytesOut: c.read[1], ageMs: Math.max(0, Math.round(now - c.openedAt)),
+        bytesFromClient: c.read[0], bytesFromTarget: c.read[1], ageMs: Math.max(0, Math.round(now - c.openedAt)),
       });
     }
     return out;

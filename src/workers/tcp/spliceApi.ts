@@ -59,8 +59,8 @@ export interface SpliceFlowInfo {
   to: string;
   state: string;
   /** Bytes read from the accepted side, and from the target side. */
-  bytesIn: number;
-  bytesOut: number;
+  bytesFromClient: number;
+  bytesFromTarget: number;
   ageMs: number;
 }
 

@@ -52,7 +52,7 @@ import { TcpView } from '../../shared/wire/tcp';
 import { log } from '../../shared/log';
 import { TapOut } from '../l4/tapOut';
 import { TcpCtx } from './ctx';
-import { TCP_EV, TCP_FL, TcpConn, eventNames } from './conn';
+import { TCP_EV, TCP_FL, TcpConn } from './conn';
 import { monotonicMs } from '../../shared/time';
 import { TapBatch, BATCH_MAX, tapHandler } from './tap';
 import { sockHandler, sockToTap, connFromSock } from './sock';
@@ -61,8 +61,8 @@ import { abortSock } from './out';
 import { ListenerSet } from './listeners';
 import { acceptPath, SplicePath } from './spliceApi';
 import { createSplicePath } from './splice';
-import type { FlowInfo, ListenerInfo } from '../../shared/messages';
-import { endpointString } from '../../shared/flow/inany';
+import type { ListenerInfo } from '../../shared/messages';
+import { listFlows } from './flowList';
 import { TapReader } from '../tapReader';
 
 /** Guest frames per work() call before other sources get a turn. */
@@ -140,32 +140,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected onControl(msg: ControlMsg, now: number): void {
     if (msg.type === 'tap') this.reader?.onControl(msg);
-    else if (msg.type === 'flows') this.post({ type: 'flows', req: msg.req, ...this.listFlows(msg.max, now) });
+    else if (msg.type === 'flows') this.post({ type: 'flows', req: msg.req, ...listFlows(this.ctx, this.splice, msg.max, now) });
     else this.listeners.handle(msg);
-  }
-
-  /** The control socket's `flows`: connections over the tap, then spliced ones (at most max). */
-  private listFlows(max: number, now: number): { flows: FlowInfo[]; total: number } {
-    const flows: FlowInfo[] = [];
-    let total = 0;
-    for (const c of this.ctx.conns) {
-      if (!c || c.dead || c.idx < 0 || !this.ctx.table.isUsed(c.idx)) continue;
-      total++;
-      if (flows.length >= max) continue;
-      flows.push({
-        proto: 'tcp', path: 'tap', id: c.idx, from: `guest ${endpointString(c.guestAddr, 0, c.guestPort)}`,
-        to: `host ${endpointString(c.ourAddr, 0, c.ourPort)}`, state: eventNames(c.events), bytesOut: c.bytesFromTap,
-        bytesIn: c.bytesToTap, ageMs: Math.max(0, Math.round(now - c.openedAt)),
-      });
-    }
-    if (this.splice) {
-      total += this.splice.count;
-      for (const f of this.splice.list(Math.max(0, max - flows.length), now)) {
-        flows.push({ proto: 'tcp', path: 'splice', id: f.index, from: f.from, to: f.to, state: f.state,
-          bytesOut: f.bytesIn, bytesIn: f.bytesOut, ageMs: f.ageMs });
-      }
-    }
-    return { flows, total };
   }
 
   protected onEvent(ref: number, events: number, now: number): void {
