@@ -141,7 +141,7 @@ test('stats snapshot sums flows and traffic per protocol and path, and lists eve
     udp: { tap: udp.activeTap, splice: udp.activeSplice }, icmp: { tap: udp.activePing },
   });
   t.is(s.traffic.tcp.tap.bytesToGuest, tcp.bytesToTap);
-  t.is(s.traffic.tcp.splice.bytes, tcp.spliceBytes);
+  t.deepEqual(s.traffic.tcp.splice, { bytesFromClient: tcp.spliceBytesFromClient, bytesToClient: tcp.spliceBytesToClient });
   t.is(s.traffic.udp.tap.datagramsFromGuest, udp.toSock);
   t.deepEqual(s.traffic.icmp.tap, { requestsFromGuest: udp.pingRequests, repliesToGuest: udp.pingReplies });
   t.is(s.drops.tcp0.dropNoFlow, tcp.dropNoFlow);

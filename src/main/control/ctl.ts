@@ -69,10 +69,13 @@ export function formatStats(s: StatsSnapshot, rates?: Map<string, number>): stri
   out += '\nTraffic\n';
   out += `  tcp tap     from guest ${bytes(t.tcp.tap.bytesFromGuest)} in ${t.tcp.tap.segmentsFromGuest} segments${rate('tcpFrom')}\n`;
   out += `              to guest   ${bytes(t.tcp.tap.bytesToGuest)} in ${t.tcp.tap.segmentsToGuest} segments${rate('tcpTo')}\n`;
-  out += `  tcp splice  ${bytes(t.tcp.splice.bytes)}${rate('tcpSplice')}\n`;
+  out += `  tcp splice  from client ${bytes(t.tcp.splice.bytesFromClient)}${rate('tcpSpliceFrom')}\n`;
+  out += `              to client   ${bytes(t.tcp.splice.bytesToClient)}${rate('tcpSpliceTo')}\n`;
   out += `  udp tap     from guest ${bytes(t.udp.tap.bytesFromGuest)} in ${t.udp.tap.datagramsFromGuest} datagrams${rate('udpFrom')}\n`;
   out += `              to guest   ${bytes(t.udp.tap.bytesToGuest)} in ${t.udp.tap.datagramsToGuest} datagrams${rate('udpTo')}\n`;
-  out += `  udp splice  ${bytes(t.udp.splice.bytes)} in ${t.udp.splice.datagrams} datagrams${rate('udpSplice')}\n`;
+  out += `  udp splice  from client ${bytes(t.udp.splice.bytesFromClient)}${rate('udpSpliceFrom')}\n`;
+  out += `              to client   ${bytes(t.udp.splice.bytesToClient)}${rate('udpSpliceTo')}` +
+    ` (${t.udp.splice.datagrams} datagrams both ways)\n`;
   out += `  icmp        ${t.icmp.tap.requestsFromGuest} echo requests from guest, ${t.icmp.tap.repliesToGuest} replies\n`;
   const drops: (string | number)[][] = [];
   for (const [w, reasons] of Object.entries(s.drops)) for (const [r, n] of Object.entries(reasons)) if (n) drops.push([w, r, n]);
@@ -129,10 +132,12 @@ async function top(c: ControlClient, intervalMs: number, count: number | undefin
       const d = (a: number, b: number) => Math.max(0, a - b) / dt;
       rates.set('tcpFrom', d(s.traffic.tcp.tap.bytesFromGuest, prev.traffic.tcp.tap.bytesFromGuest));
       rates.set('tcpTo', d(s.traffic.tcp.tap.bytesToGuest, prev.traffic.tcp.tap.bytesToGuest));
-      rates.set('tcpSplice', d(s.traffic.tcp.splice.bytes, prev.traffic.tcp.splice.bytes));
+      rates.set('tcpSpliceFrom', d(s.traffic.tcp.splice.bytesFromClient, prev.traffic.tcp.splice.bytesFromClient));
+      rates.set('tcpSpliceTo', d(s.traffic.tcp.splice.bytesToClient, prev.traffic.tcp.splice.bytesToClient));
       rates.set('udpFrom', d(s.traffic.udp.tap.bytesFromGuest, prev.traffic.udp.tap.bytesFromGuest));
       rates.set('udpTo', d(s.traffic.udp.tap.bytesToGuest, prev.traffic.udp.tap.bytesToGuest));
-      rates.set('udpSplice', d(s.traffic.udp.splice.bytes, prev.traffic.udp.splice.bytes));
+      rates.set('udpSpliceFrom', d(s.traffic.udp.splice.bytesFromClient, prev.traffic.udp.splice.bytesFromClient));
+      rates.set('udpSpliceTo', d(s.traffic.udp.splice.bytesToClient, prev.traffic.udp.splice.bytesToClient));
     }
     prev = s;
     prevAt = now;

@@ -11,8 +11,9 @@
  *   told apart by GAUGES.
  * - `flows`: open flows per protocol and path, summed over workers.
  * - `traffic`: payload bytes and segments/datagrams each way per protocol
- *   and path ("fromGuest"/"toGuest" on the tap; "bytes" moved socket to
- *   socket on the splice path; echo requests and replies for ICMP).
+ *   and path ("fromGuest"/"toGuest" on the tap; "fromClient"/"toClient"
+ *   on the splice path, the client being the end that made the flow; echo
+ *   requests and replies for ICMP).
  * - `drops`: every drop reason with its count, per stage (DROP_REASONS).
  * - `rings`: per ring, capacity, bytes in use, records passed and drops.
  * - `prometheusText()` renders the same snapshot in the Prometheus text
@@ -60,11 +61,11 @@ export interface StatsSnapshot {
   traffic: {
     tcp: {
       tap: { bytesFromGuest: number; bytesToGuest: number; segmentsFromGuest: number; segmentsToGuest: number };
-      splice: { bytes: number };
+      splice: { bytesFromClient: number; bytesToClient: number };
     };
     udp: {
       tap: { bytesFromGuest: number; bytesToGuest: number; datagramsFromGuest: number; datagramsToGuest: number };
-      splice: { bytes: number; datagrams: number };
+      splice: { bytesFromClient: number; bytesToClient: number; datagrams: number };
     };
     icmp: { tap: { requestsFromGuest: number; repliesToGuest: number } };
   };
@@ -78,10 +79,10 @@ export function snapshot(stages: StageCounters[], rings: RingUsage[], mode: stri
     mode, pid: process.pid, uptimeMs, workers: {},
     flows: { tcp: { tap: 0, splice: 0 }, udp: { tap: 0, splice: 0 }, icmp: { tap: 0 } },
     traffic: {
-      tcp: { tap: { bytesFromGuest: 0, bytesToGuest: 0, segmentsFromGuest: 0, segmentsToGuest: 0 }, splice: { bytes: 0 } },
+      tcp: { tap: { bytesFromGuest: 0, bytesToGuest: 0, segmentsFromGuest: 0, segmentsToGuest: 0 }, splice: { bytesFromClient: 0, bytesToClient: 0 } },
       udp: {
         tap: { bytesFromGuest: 0, bytesToGuest: 0, datagramsFromGuest: 0, datagramsToGuest: 0 },
-        splice: { bytes: 0, datagrams: 0 },
+        splice: { bytesFromClient: 0, bytesToClient: 0, datagrams: 0 },
       },
       icmp: { tap: { requestsFromGuest: 0, repliesToGuest: 0 } },
     },
@@ -102,7 +103,8 @@ export function snapshot(stages: StageCounters[], rings: RingUsage[], mode: stri
       t.tap.bytesToGuest += v.bytesToTap;
       t.tap.segmentsFromGuest += v.frames;
       t.tap.segmentsToGuest += v.segsToTap + v.flagsToTap;
-      t.splice.bytes += v.spliceBytes;
+      t.splice.bytesFromClient += v.spliceBytesFromClient;
+      t.splice.bytesToClient += v.spliceBytesToClient;
     } else if (st.role === 'udp') {
       s.flows.udp.tap += v.activeTap;
       s.flows.udp.splice += v.activeSplice;
@@ -112,7 +114,8 @@ export function snapshot(stages: StageCounters[], rings: RingUsage[], mode: stri
       u.tap.bytesToGuest += v.bytesToTap;
       u.tap.datagramsFromGuest += v.toSock;
       u.tap.datagramsToGuest += v.toTap;
-      u.splice.bytes += v.bytesSpliced;
+      u.splice.bytesFromClient += v.splicedFromClient;
+      u.splice.bytesToClient += v.splicedToClient;
       u.splice.datagrams += v.spliced;
       s.traffic.icmp.tap.requestsFromGuest += v.pingRequests;
       s.traffic.icmp.tap.repliesToGuest += v.pingReplies;

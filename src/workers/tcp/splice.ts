@@ -164,7 +164,9 @@ export class SpliceConns implements SplicePath {
   /** The worker's shared counters and the indices of ours, or null (tests). */
   private readonly shared: Float64Array | null;
   private readonly ixActive: number;
+  /** Counter indices of bytes moved from side 0 (the client) to side 1, and back. */
   private readonly ixBytes: number;
+  private readonly ixBytesBack: number;
   private readonly ixFlows: number;
   /** Last time a small exchange was forwarded (ms; SplicePath.smallAt). */
   smallAt = -1e9;
@@ -176,7 +178,8 @@ export class SpliceConns implements SplicePath {
     this.bufs = host.bufs;
     this.shared = host.stats ? host.stats.v : null;
     this.ixActive = host.stats ? host.stats.idx('spliceActive') : 0;
-    this.ixBytes = host.stats ? host.stats.idx('spliceBytes') : 0;
+    this.ixBytes = host.stats ? host.stats.idx('spliceBytesFromClient') : 0;
+    this.ixBytesBack = host.stats ? host.stats.idx('spliceBytesToClient') : 0;
     this.ixFlows = host.stats ? host.stats.idx('spliceFlows') : 0;
     this.hostPool = { [AF_INET]: new SocketPool(AF_INET, -1), [AF_INET6]: new SocketPool(AF_INET6, -1) };
     this.nsPool = { [AF_INET]: new SocketPool(AF_INET, host.nsfd), [AF_INET6]: new SocketPool(AF_INET6, host.nsfd) };
@@ -389,7 +392,7 @@ export class SpliceConns implements SplicePath {
           c.pending[from] -= w;
           c.written[to] += w;
           this.stats.bytes += w;
-          if (this.shared) this.shared[this.ixBytes] += w;
+          if (this.shared) this.shared[from === 0 ? this.ixBytes : this.ixBytesBack] += w;
         } else if (w !== -E.EAGAIN) {
           return this.fail(c, `write to side ${to}`, w === 0 ? -E.EIO : w);
         }

@@ -43,7 +43,7 @@ export interface SpliceHost {
   readonly guest: GuestState;
   /** The TCP worker's start-up probe of the socket buffer limits (SPEC §4.12). */
   readonly bufs: BufferProbe;
-  /** The TCP worker's counters (spliceActive, spliceFlows, spliceBytes), if any. */
+  /** The TCP worker's counters (spliceActive, spliceFlows, spliceBytes*), if any. */
   readonly stats?: Stats<'tcp'>;
   /** epoll registration in the worker's set; refs use EpollType.TCP_SPLICE. */
   add(fd: number, events: number, ref: number): void;
