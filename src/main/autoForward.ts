@@ -242,6 +242,8 @@ export class AutoForwarder {
    */
   private ours(proto: Proto, side: Side): Set<number> {
     const s = new Set(this.staticPorts[`${proto}/${side}`]);
+    // and the ports added at run time through the control socket
+    for (const p of this.fwd.heldPorts(proto, side)) s.add(p);
     for (const d of Object.values(this.dirs)) {
       if (!d || d.proto !== proto || d.side !== side) continue;
       for (const p of d.held.keys()) s.add(p);

@@ -84,6 +84,7 @@ export const OPTIONS: OptDef[] = [
   { long: 'ipv6-only', short: '6', modes: 'PA', help: 'Enable IPv6 operation only' },
   { long: 'tcp-ports', short: 't', arg: 'SPEC', modes: 'PA', help: 'TCP port forwarding to guest or namespace' },
   { long: 'udp-ports', short: 'u', arg: 'SPEC', modes: 'PA', help: 'UDP port forwarding to guest or namespace' },
+  { long: 'control', arg: 'PATH', modes: 'PA', help: 'Control socket: statistics, flows, ports changed at run time (passt-ts-ctl)' },
   { long: 'print-capabilities', modes: 'P', foreign: 'accept', help: 'Print back-end capabilities in JSON format' },
   { long: 'socket', short: 's', arg: 'PATH', modes: 'P', foreign: 'ignore', aliases: ['socket-path'], help: 'UNIX domain socket path' },
   { long: 'one-off', short: '1', modes: 'P', help: 'Quit after handling one single client' },

@@ -10,6 +10,7 @@
  *   Config: addresses, gateway, local mode, DNS, mappings, defaults.
  */
 import * as ipaddr from 'ipaddr.js';
+import { resolve as resolvePath } from 'node:path';
 import type { Config, ForwardSpec, LogLevel, Mode } from '../shared/config';
 import { PasstError } from '../shared/errors';
 import { parseArgs, foreignRule } from './cli';
@@ -79,6 +80,8 @@ export interface Options {
   tcpOut: ForwardSpec | null;
   udpOut: ForwardSpec | null;
   socketPath: string | null;
+  /** --control PATH (absolute), or null. */
+  control: string | null;
   oneOff: boolean;
   vhostUser: boolean;
   nsIfname: string | null;
@@ -205,7 +208,7 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
     noTcp: false, noUdp: false, noIcmp: false, noDhcp: false, noNdp: false, noDhcpv6: false, noRa: false,
     freebind: false, mapHostLoopback4: null, mapHostLoopback6: null, mapGuestAddr4: null, mapGuestAddr6: null,
     noMapGw: false, only4: false, only6: false, tcpIn: null, udpIn: null, tcpOut: null, udpOut: null,
-    socketPath: null, oneOff: false, vhostUser: false, nsIfname: null, userns: null, netns: null,
+    socketPath: null, control: null, oneOff: false, vhostUser: false, nsIfname: null, userns: null, netns: null,
     netnsOnly: false, noNetnsQuit: false, configNet: false, noCopyRoutes: false, noCopyAddrs: false,
     nsMacAddr: null, noSplice: false, hostLoToNsLo: false, hostname: null, fqdn: null,
     targetPid: -1, command: null, warnings: [],
@@ -341,6 +344,7 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
       }
       case 'print-capabilities': o.printCapabilities = true; break;
       case 'socket': o.socketPath = pathArg(v, 'socket path', UNIX_PATH_MAX); break;
+      case 'control': o.control = pathArg(resolvePath(pathArg(v, 'control socket path')), 'control socket path', UNIX_PATH_MAX); break;
       case 'one-off': o.oneOff = true; break;
       case 'vhost-user': o.vhostUser = true; break;
       case 'ns-ifname': o.nsIfname = ifName(v, 'namespace interface name'); break;
@@ -565,6 +569,7 @@ export function resolveConfig(o: Options, host: HostState): Config {
     tcpOut: o.mode === 'passt' || o.noTcp ? { mode: 'none', rules: [] } : o.tcpOut ?? defSpec(),
     udpOut: o.mode === 'passt' || o.noUdp ? { mode: 'none', rules: [] } : o.udpOut ?? defSpec(),
     socketPath: o.socketPath,
+    control: o.control,
     oneOff: o.oneOff,
     vhostUser: o.vhostUser,
     nsIfname: o.nsIfname ?? templateIf4 ?? templateIf6 ?? 'tap0',

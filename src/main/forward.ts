@@ -20,8 +20,15 @@
  *   at all could be bound.
  * - `auto` forwards (pasta's default) follow the listening sockets of the
  *   other side; see autoForward.ts.
+ * - Every static listener is remembered by (option, bind address,
+ *   interface, port), so that the control socket (src/main/control/) can
+ *   list the table, add ports at run time (same grammar, same binding; a
+ *   port that cannot be bound is an error answer, not fatal) and remove
+ *   them (their workers close the listeners; accepted connections and UDP
+ *   flows go on until they end).
  */
 import type { Config, ForwardSpec } from '../shared/config';
+import { parseForwardOption, readEphemeralRange, ForwardOpt } from './portSpec';
 import type { ListenerInfo } from '../shared/messages';
 import { PasstError } from '../shared/errors';
 import { native, E } from '../shared/native';
@@ -47,8 +54,32 @@ const LO6 = inanyParse('::1');
 /** Result of binding one port: sockets, or the errno of the failure. */
 type BindResult = { fds: number[] } | { errno: number };
 
+/** One statically forwarded port and its listeners. */
+export interface HeldPort {
+  opt: ForwardOpt;
+  /** Bind address and interface of its rule (null: any). */
+  addr: string | null;
+  ifname: string | null;
+  port: number;
+  /** Target port = (port + delta) & 0xffff. */
+  delta: number;
+  ls: ListenerInfo[];
+}
+
+/** Protocol and side of each option. */
+export const OPT_TARGET = {
+  '-t': { proto: 'tcp', side: 'host' }, '-u': { proto: 'udp', side: 'host' },
+  '-T': { proto: 'tcp', side: 'ns' }, '-U': { proto: 'udp', side: 'ns' },
+} as const satisfies Record<ForwardOpt, { proto: Proto; side: Side }>;
+
+function heldKey(opt: ForwardOpt, addr: string | null, ifname: string | null, port: number): string {
+  return `${opt} ${addr ?? '*'}%${ifname ?? '*'}/${port}`;
+}
+
 export class Forwarder {
   private nextId = 1;
+  /** Static forwards by heldKey(), in the order they were bound. */
+  private readonly held = new Map<string, HeldPort>();
 
   /** A fresh listener id (autoForward.ts makes ListenerInfos too). */
   allocId(): number {
@@ -63,19 +94,101 @@ export class Forwarder {
   /** Binds every static forward and hands the sockets over. Throws PasstError. */
   bindStatic(): void {
     const cfg = this.cfg;
-    const got: ListenerInfo[] = [];
+    const specs: [ForwardSpec, ForwardOpt][] = [[cfg.tcpIn, '-t'], [cfg.udpIn, '-u']];
+    if (cfg.mode === 'pasta' && this.nsfd >= 0) specs.push([cfg.tcpOut, '-T'], [cfg.udpOut, '-U']);
+    this.bindAll(specs);
+  }
+
+  /** Binds the specs; all or nothing (throws PasstError, closing what it bound). */
+  private bindAll(specs: [ForwardSpec, ForwardOpt][]): HeldPort[] {
+    const got: HeldPort[] = [];
     try {
-      this.bindSpec(cfg.tcpIn, 'tcp', 'host', '-t', got);
-      this.bindSpec(cfg.udpIn, 'udp', 'host', '-u', got);
-      if (cfg.mode === 'pasta' && this.nsfd >= 0) {
-        this.bindSpec(cfg.tcpOut, 'tcp', 'ns', '-T', got);
-        this.bindSpec(cfg.udpOut, 'udp', 'ns', '-U', got);
-      }
+      for (const [spec, opt] of specs) this.bindSpec(spec, opt, got);
     } catch (e) {
-      for (const l of got) native.close(l.fd);
+      for (const h of got) for (const l of h.ls) native.close(l.fd);
       throw e;
     }
-    this.handOver(got);
+    for (const h of got) this.held.set(heldKey(h.opt, h.addr, h.ifname, h.port), h);
+    this.handOver(got.flatMap((h) => h.ls));
+    return got;
+  }
+
+  /**
+   * Control socket: forwards the ports of `spec` (the option's grammar) now.
+   * @throws PasstError naming the bad part of the spec, a port already
+   *   forwarded, or a port that cannot be bound (then nothing is added)
+   */
+  addPorts(opt: ForwardOpt, spec: string): HeldPort[] {
+    const parsed = this.parseRuntime(opt, spec);
+    for (const r of parsed.rules) {
+      for (const p of r.ports) {
+        if (this.held.has(heldKey(opt, r.addr, r.ifname, p.port)))
+          throw new PasstError('PASST_ERR_PORT_SPEC', `Port ${p.port} is already forwarded by ${opt}`);
+      }
+    }
+    try {
+      return this.bindAll([[parsed, opt]]);
+    } catch (e) {
+      if (e instanceof PasstError) throw new PasstError(e.code, e.message.replace(/, exiting$/, ''));
+      throw e;
+    }
+  }
+
+  /**
+   * Control socket: stops forwarding the ports of `spec` (matched by bind
+   * address, interface and port; a mapping's target is not compared). The
+   * workers close the listeners; existing connections and flows go on.
+   * Ports of an exclusion-only spec that are not forwarded are passed over
+   * (such a spec was bound best effort), as long as one of them is.
+   * @throws PasstError for a bad spec or a port not forwarded (then nothing is removed)
+   */
+  removePorts(opt: ForwardOpt, spec: string): HeldPort[] {
+    const parsed = this.parseRuntime(opt, spec);
+    const keys: string[] = [];
+    for (const r of parsed.rules) {
+      for (const p of r.ports) {
+        const k = heldKey(opt, r.addr, r.ifname, p.port);
+        if (!this.held.has(k) && r.bestEffort) continue;
+        if (!this.held.has(k)) {
+          const bind = r.addr || r.ifname ? ` on ${r.addr ?? ''}${r.ifname ? `%${r.ifname}` : ''}` : '';
+          throw new PasstError('PASST_ERR_PORT_SPEC', `Port ${p.port}${bind} is not forwarded by ${opt}`);
+        }
+        keys.push(k);
+      }
+    }
+    if (!keys.length) throw new PasstError('PASST_ERR_PORT_SPEC', `No port of ${spec} is forwarded by ${opt}`);
+    const gone = keys.map((k) => this.held.get(k) as HeldPort);
+    for (const k of keys) this.held.delete(k);
+    this.release(gone.flatMap((h) => h.ls.map((l) => l.id)), OPT_TARGET[opt].proto);
+    return gone;
+  }
+
+  /** The static forwarding table as it is now. */
+  table(): HeldPort[] {
+    return [...this.held.values()];
+  }
+
+  /** Ports with static listeners of (proto, side) now (autoForward.ts: never ours to scan for). */
+  heldPorts(proto: Proto, side: Side): Set<number> {
+    const s = new Set<number>();
+    for (const h of this.held.values()) {
+      const t = OPT_TARGET[h.opt];
+      if (t.proto === proto && t.side === side) s.add(h.port);
+    }
+    return s;
+  }
+
+  /** A run-time spec: the option's grammar, explicit ports only, for an enabled protocol. */
+  private parseRuntime(opt: ForwardOpt, spec: string): ForwardSpec {
+    const cfg = this.cfg;
+    const { proto, side } = OPT_TARGET[opt];
+    if (side === 'ns' && (cfg.mode !== 'pasta' || this.nsfd < 0))
+      throw new PasstError('PASST_ERR_PORT_SPEC', `${opt} is for pasta mode only`);
+    if (proto === 'tcp' ? cfg.noTcp : cfg.noUdp)
+      throw new PasstError('PASST_ERR_PORT_SPEC', `${proto.toUpperCase()} port forwarding requested but ${proto.toUpperCase()} is disabled`);
+    if (spec === 'none' || spec === 'auto' || spec === 'all')
+      throw new PasstError('PASST_ERR_PORT_SPEC', `Port forwarding mode '${spec}' cannot be changed at run time: give ports`);
+    return parseForwardOption(undefined, opt, spec, cfg.mode, readEphemeralRange()).spec;
   }
 
   /** Sends listeners to their workers. */
@@ -92,18 +205,20 @@ export class Forwarder {
     if (ids.length) this.sup.control({ type: 'unlisten', ids }, proto);
   }
 
-  private bindSpec(spec: ForwardSpec, proto: Proto, side: Side, flag: string, out: ListenerInfo[]): void {
+  private bindSpec(spec: ForwardSpec, flag: ForwardOpt, out: HeldPort[]): void {
     if (spec.mode === 'none' || spec.mode === 'auto') return;
+    const { proto, side } = OPT_TARGET[flag];
     const batch = side === 'ns' ? new NsSocketBatch(this.nsfd, proto) : null;
     try {
-      for (const rule of spec.rules) this.bindRule(rule, proto, side, flag, out, batch);
+      for (const rule of spec.rules) this.bindRule(rule, flag, out, batch);
     } finally {
       batch?.close();
     }
   }
 
-  private bindRule(rule: ForwardSpec['rules'][number], proto: Proto, side: Side, flag: string, out: ListenerInfo[],
+  private bindRule(rule: ForwardSpec['rules'][number], flag: ForwardOpt, out: HeldPort[],
     batch: NsSocketBatch | null): void {
+    const { proto, side } = OPT_TARGET[flag];
     let bound = 0;
     let lastErr = 0;
     for (const p of rule.ports) {
@@ -115,7 +230,8 @@ export class Forwarder {
         throw new PasstError('PASST_ERR_BIND',
           `Failed to bind port ${p.port} (${native.strerror(r.errno)}) for option '${flag}', exiting`);
       }
-      for (const fd of r.fds) out.push({ id: this.nextId++, fd, proto, side, port: p.port, delta: p.delta });
+      const ls = r.fds.map((fd) => ({ id: this.nextId++, fd, proto, side, port: p.port, delta: p.delta }));
+      out.push({ opt: flag, addr: rule.addr, ifname: rule.ifname, port: p.port, delta: p.delta, ls });
       bound++;
     }
     if (rule.bestEffort && rule.ports.length && bound === 0) {

@@ -13,6 +13,7 @@ import { Supervisor } from './supervisor';
 import { Forwarder } from './forward';
 import { AutoForwarder } from './autoForward';
 import { currentLogTarget } from './logging';
+import { startControl, runtimeTarget } from './control';
 
 export interface RuntimeFds {
   /** Target network namespace (pasta), or -1. */
@@ -88,6 +89,8 @@ export class Runtime {
     // pasta's `auto` forwards: first scan now, before readiness, then every second
     this.auto = AutoForwarder.create(this.cfg, fds.nsfd, this.fwd);
     this.auto?.start();
+    // the control socket exists before readiness too (--control)
+    if (this.cfg.control) await startControl(this.cfg.control, runtimeTarget(this));
   }
 
   /** The program is ready: workers follow the main thread's log target. */

@@ -63,6 +63,20 @@ export interface PipelineOptions {
   tcpShards: number;
 }
 
+/** How full one ring is (control socket's `stats`). */
+export interface RingUsage {
+  /** "producer→consumer" stage names. */
+  name: string;
+  capacity: number;
+  /** Bytes published and not yet released (may be stale by the time it is read). */
+  used: number;
+  /** Records published so far (mod 2^32) and records dropped on a full ring. */
+  records: number;
+  drops: number;
+}
+
+export type FlowsAnswer = Extract<WorkerMsg, { type: 'flows' }>;
+
 interface Member {
   name: string;
   role: Role;
@@ -78,6 +92,8 @@ interface Member {
 
 export class Supervisor {
   private readonly members: Member[] = [];
+  /** Every ring, by "producer→consumer" name, for ringUsage(). */
+  private readonly rings: { name: string; ring: FrameRing }[] = [];
   private stopping = false;
   /** Called with a message when the pipeline cannot go on. */
   onFatal: (message: string) => void = (m) => {
@@ -88,6 +104,8 @@ export class Supervisor {
   onTapGone: (fd: number, reason: string) => void = () => {};
   /** passt: the tap-RX or tap-TX stage (whichever worker runs it) applied the 'tap' control message seq. */
   onTapAck: (stage: 'tapRx' | 'tapTx', seq: number) => void = () => {};
+  /** A worker answered a 'flows' request (control socket). */
+  onFlows: (worker: string, m: FlowsAnswer) => void = () => {};
 
   async start(o: PipelineOptions): Promise<void> {
     const inline = process.env.PASST_TS_INLINE_RX;
@@ -101,15 +119,16 @@ export class Supervisor {
       udp: Waker.create(),
     };
     const guestState = GuestState.allocate();
-    const pair = (cap: number, producer: WakerHandle, consumer: WakerHandle): { out: RingOut; in: RingIn } => {
+    const pair = (name: string, cap: number, producer: WakerHandle, consumer: WakerHandle): { out: RingOut; in: RingIn } => {
       const ring = FrameRing.allocate(cap);
+      this.rings.push({ name, ring: new FrameRing(ring) });
       return { out: { ring, consumer }, in: { ring, producer } };
     };
-    const rxTcp = wakers.tcp.map((w) => pair(RING.TAP_TO_TCP, wakers.tapRx, w));
-    const rxUdp = pair(RING.TAP_TO_UDP, wakers.tapRx, wakers.udp);
-    const rxTx = pair(RING.TAP_TO_TX, wakers.tapRx, wakers.tapTx);
-    const tcpTx = wakers.tcp.map((w) => pair(RING.TCP_TO_TX, w, wakers.tapTx));
-    const udpTx = pair(RING.UDP_TO_TX, wakers.udp, wakers.tapTx);
+    const rxTcp = wakers.tcp.map((w, i) => pair(`tap-rx→tcp${i}`, RING.TAP_TO_TCP, wakers.tapRx, w));
+    const rxUdp = pair('tap-rx→udp', RING.TAP_TO_UDP, wakers.tapRx, wakers.udp);
+    const rxTx = pair('tap-rx→tap-tx', RING.TAP_TO_TX, wakers.tapRx, wakers.tapTx);
+    const tcpTx = wakers.tcp.map((w, i) => pair(`tcp${i}→tap-tx`, RING.TCP_TO_TX, w, wakers.tapTx));
+    const udpTx = pair('udp→tap-tx', RING.UDP_TO_TX, wakers.udp, wakers.tapTx);
     // tap-TX's inputs are [rxTx, udpTx, ...tcpTx]; L4 workers may write to the
     // guest themselves when tap-TX holds nothing of theirs (txGate.ts). On by
     // default for passt's stream socket, and for pasta's UDP worker
@@ -167,6 +186,7 @@ export class Supervisor {
         case 'fatal': this.fatal(`${name}: ${m.message}`); break;
         case 'tapGone': this.onTapGone(m.fd, m.reason); break;
         case 'tapAck': this.onTapAck(m.stage, m.seq); break;
+        case 'flows': this.onFlows(name, m); break;
         default: {
           const never: never = m;
           void never;
@@ -196,18 +216,35 @@ export class Supervisor {
     this.onFatal(message);
   }
 
-  /** Sends a control message to the workers of a role (or all). */
-  control(msg: ControlMsg, role?: Role): void {
+  /** Sends a control message to the workers of a role (or all); returns how many got it. */
+  control(msg: ControlMsg, role?: Role): number {
+    let n = 0;
     for (const m of this.members) {
       if (role && !m.hosts.includes(role)) continue;
       m.worker.postMessage(msg);
       // always ring: the worker may be between its last port check and its sleep flag
       native.eventfdWrite(m.waker.fd, 1);
+      n++;
     }
+    return n;
+  }
+
+  /** Occupancy of every ring (read from the shared headers; each figure may be stale at once). */
+  ringUsage(): RingUsage[] {
+    return this.rings.map(({ name, ring }) => ({
+      name, capacity: ring.capacity, used: ring.usedBytes(), records: ring.records, drops: ring.drops,
+    }));
   }
 
   setLog(level: LogLevel, target: LogTarget): void {
     this.control({ type: 'log', level, target });
+  }
+
+  /** Counters of every stage, with its role, in pipeline order. */
+  stageStats(): { name: string; role: Role; values: Record<string, number> }[] {
+    return this.members.flatMap((m) => m.statsOf.map((st) => ({
+      name: st.name, role: st.role, values: new Stats(st.role, st.sab).snapshot(),
+    })));
   }
 
   /** Counters of every worker, by worker name. */

@@ -153,6 +153,9 @@ export interface Config {
   tcpOut: ForwardSpec;
   udpOut: ForwardSpec;
 
+  /** --control: absolute path of the control socket (src/main/control/); absent or null: none. */
+  control?: string | null;
+
   /** passt: UNIX socket path (null: probe /tmp/passt_N.socket). */
   socketPath: string | null;
   oneOff: boolean;

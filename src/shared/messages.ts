@@ -136,6 +136,31 @@ export interface ListenerInfo {
   delta: number;
 }
 
+/**
+ * One flow as the control socket's `flows` shows it (src/main/control/),
+ * made by the worker that owns the flow, off the data path.
+ */
+export interface FlowInfo {
+  proto: 'tcp' | 'udp' | 'icmp' | 'icmpv6';
+  /** 'tap': one end is the guest; 'splice': socket to socket (pasta's loopback paths). */
+  path: 'tap' | 'splice';
+  /** The owning worker's flow index (unique per worker and path). */
+  id: number;
+  /**
+   * The two ends, "WHERE addr:port" with WHERE one of guest, host,
+   * namespace: `from` started the flow (for TCP over the tap: the guest's
+   * end, and `to` the address it talks to, as the guest sees it).
+   */
+  from: string;
+  to: string;
+  /** Protocol state, in the worker's own vocabulary (TCP events, splice events, "active"). */
+  state: string;
+  /** Payload bytes from `from` towards `to`, and back; age in whole milliseconds. */
+  bytesOut: number;
+  bytesIn: number;
+  ageMs: number;
+}
+
 /** main → worker */
 export type ControlMsg =
   | { type: 'shutdown'; drainMs: number }
@@ -148,8 +173,10 @@ export type ControlMsg =
   | { type: 'tap'; fd: number; seq: number }
   /** Listening sockets handed over (forwarded ports). */
   | { type: 'listen'; add: ListenerInfo[] }
-  /** Listeners to stop using and close (auto-forwarding removed them). */
-  | { type: 'unlisten'; ids: number[] };
+  /** Listeners to stop using and close (auto-forwarding or the control socket removed them). */
+  | { type: 'unlisten'; ids: number[] }
+  /** Control socket: list up to `max` flows, answered with a 'flows' message carrying `req`. */
+  | { type: 'flows'; req: number; max: number };
 
 /** worker → main */
 export type WorkerMsg =
@@ -161,4 +188,6 @@ export type WorkerMsg =
   /** passt: the client connection fd failed (EOF, error, bad frame length). */
   | { type: 'tapGone'; fd: number; reason: string }
   /** passt: the 'tap' control message seq was applied by that stage (wherever it runs). */
-  | { type: 'tapAck'; seq: number; stage: 'tapRx' | 'tapTx' };
+  | { type: 'tapAck'; seq: number; stage: 'tapRx' | 'tapTx' }
+  /** Answer to a 'flows' request: up to its max flows, and how many the worker has in all. */
+  | { type: 'flows'; req: number; flows: FlowInfo[]; total: number };

@@ -18,6 +18,9 @@ export const COUNTERS = {
     'segsToTap', 'flagsToTap', 'resetsSent', 'resetsFromTap', 'dropNoFlow', 'dropMalformed', 'dropBadSyn',
     'dropTableFull', 'dropRingFull', 'dropOutOfWindow', 'dupAcksSent', 'retransFast', 'retransTimeout',
     'windowProbes', 'keepalives', 'sendEagain', 'sendPartial', 'peekErrors', 'ringWaits', 'synPayload',
+    // the spliced path (pasta): connections open now and made so far, bytes
+    // moved from the accepted client to the target and back
+    'spliceActive', 'spliceFlows', 'spliceBytesFromClient', 'spliceBytesToClient',
   ],
   udp: [
     // guest frames in, flows made, total drops (the sum of the reasons below)
@@ -32,6 +35,10 @@ export const COUNTERS = {
     // socket error queue events (ICMP errors from the network, not forwarded);
     // sockets paused for lack of room towards tap-TX (back-pressure, not a drop)
     'errQueue', 'paused',
+    // flows open now, by path (tap: one side is the guest; splice: socket to
+    // socket), and ping flows; payload bytes received from the guest, from
+    // sockets towards the guest, and spliced (from the flow's client, back)
+    'activeTap', 'activeSplice', 'activePing', 'bytesFromTap', 'bytesToTap', 'splicedFromClient', 'splicedToClient',
   ],
 } as const;
 

@@ -183,6 +183,9 @@ export class TcpConn {
   openedAt = 0;
   /** Last time a full segment moved either way (ms): bulk traffic, not requests. */
   bulkAt = -1e9;
+  /** Payload bytes sent to the guest, and written to the socket from it (control socket's `flows`). */
+  bytesToTap = 0;
+  bytesFromTap = 0;
 
   /** Resets the state for a new connection on flow index idx. */
   reset(idx: number): void {
@@ -216,6 +219,7 @@ export class TcpConn {
     this.lastActivity = 0;
     this.openedAt = 0;
     this.bulkAt = -1e9;
+    this.bytesToTap = this.bytesFromTap = 0;
   }
 }
 

@@ -161,6 +161,7 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
     else if (ctx.now - c.bulkAt >= 2) ctx.smallAt = ctx.now;
     c.seqToTap = seq;
     st.v[ctx.stBytesToTap] += r;
+    c.bytesToTap += r;
     ctx.setFlag(c, TCP_FL.ACK_FROM_TAP_DUE);
     total += r;
     let asked = 0;

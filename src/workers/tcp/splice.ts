@@ -68,7 +68,7 @@ import type { ListenerInfo } from '../../shared/messages';
 import { sockaddrFrom, sockaddrTo, SOCKADDR_LEN } from '../../shared/sockaddr';
 import { inanyFrom4, inanyCopy, inanyIs4, inanyParse, endpointString } from '../../shared/flow/inany';
 import { log } from '../../shared/log';
-import type { SpliceHost, SplicePath } from './spliceApi';
+import type { SpliceHost, SplicePath, SpliceFlowInfo } from './spliceApi';
 import {
   PipePool, SocketPool, Pipe, closePipe, BufferProbe, SOCK_BUF_MAX,
 } from './splicePool';
@@ -136,6 +136,10 @@ class SpliceConn {
   readonly written = [0, 0];
   /** Last time a forward() moved bulk data (ms). */
   bulkAt = -1e9;
+  /** When it was accepted (ms), and its two ends ("addr:port"), for `flows`. */
+  openedAt = 0;
+  from = '';
+  to = '';
   constructor(readonly index: number) {}
 }
 
@@ -157,6 +161,13 @@ export class SpliceConns implements SplicePath {
   private readonly dstAddr = new Uint8Array(16);
   /** Counters (debug output). */
   readonly stats = { accepted: 0, connectFailed: 0, closed: 0, resets: 0, bytes: 0 };
+  /** The worker's shared counters and the indices of ours, or null (tests). */
+  private readonly shared: Float64Array | null;
+  private readonly ixActive: number;
+  /** Counter indices of bytes moved from side 0 (the client) to side 1, and back. */
+  private readonly ixBytes: number;
+  private readonly ixBytesBack: number;
+  private readonly ixFlows: number;
   /** Last time a small exchange was forwarded (ms; SplicePath.smallAt). */
   smallAt = -1e9;
   /** The time of the event or pass being handled (ms). */
@@ -165,6 +176,11 @@ export class SpliceConns implements SplicePath {
   constructor(private readonly host: SpliceHost) {
     this.pipes = new PipePool();
     this.bufs = host.bufs;
+    this.shared = host.stats ? host.stats.v : null;
+    this.ixActive = host.stats ? host.stats.idx('spliceActive') : 0;
+    this.ixBytes = host.stats ? host.stats.idx('spliceBytesFromClient') : 0;
+    this.ixBytesBack = host.stats ? host.stats.idx('spliceBytesToClient') : 0;
+    this.ixFlows = host.stats ? host.stats.idx('spliceFlows') : 0;
     this.hostPool = { [AF_INET]: new SocketPool(AF_INET, -1), [AF_INET6]: new SocketPool(AF_INET6, -1) };
     this.nsPool = { [AF_INET]: new SocketPool(AF_INET, host.nsfd), [AF_INET6]: new SocketPool(AF_INET6, host.nsfd) };
     this.refillPools(true);
@@ -176,6 +192,19 @@ export class SpliceConns implements SplicePath {
 
   get count(): number {
     return this.live;
+  }
+
+  list(max: number, now: number): SpliceFlowInfo[] {
+    const out: SpliceFlowInfo[] = [];
+    for (const c of this.conns) {
+      if (!c) continue;
+      if (out.length >= max) break;
+      out.push({
+        index: c.index, from: c.from, to: c.to, state: EVENT_NAMES.filter((_, i) => c.events & (1 << i)).join('|'),
+        bytesFromClient: c.read[0], bytesFromTarget: c.read[1], ageMs: Math.max(0, Math.round(now - c.openedAt)),
+      });
+    }
+    return out;
   }
 
   /** Probed pipe size (bytes). */
@@ -231,7 +260,11 @@ export class SpliceConns implements SplicePath {
     const c = this.alloc();
     c.fd[0] = fd;
     c.fd[1] = target;
+    c.openedAt = now;
+    c.from = `${l.side === 'host' ? 'host' : 'namespace'} ${endpointString(this.peerAddr, 0, (peer[2] << 8) | peer[3])}`;
+    c.to = `${l.side === 'host' ? 'namespace' : 'host'} ${endpointString(this.dstAddr, 0, port)}`;
     this.stats.accepted++;
+    if (this.shared) this.shared[this.ixFlows]++;
     try {
       this.host.add(fd, PARKED, packRef(EpollType.TCP_SPLICE, c.index << 1));
       this.host.add(target, PARKED, packRef(EpollType.TCP_SPLICE, (c.index << 1) | 1));
@@ -242,10 +275,7 @@ export class SpliceConns implements SplicePath {
     }
     const n = sockaddrFrom(this.sa, 0, this.dstAddr, 0, port);
     const r = native.connect(target, n === 16 ? this.sa16 : this.sa);
-    if (log.debugOn) {
-      log.debug(`Flow ${c.index} (tcp splice): ${endpointString(this.peerAddr, 0, (peer[2] << 8) | peer[3])} → ` +
-        `${l.side === 'host' ? 'namespace' : 'host'} ${endpointString(this.dstAddr, 0, port)}`);
-    }
+    if (log.debugOn) log.debug(`Flow ${c.index} (tcp splice): ${c.from} → ${c.to}`);
     if (r === 0) {
       this.established(c);
     } else if (r === -E.EINPROGRESS) {
@@ -269,6 +299,7 @@ export class SpliceConns implements SplicePath {
     const c = new SpliceConn(index);
     if (i === undefined) this.conns.push(c); else this.conns[index] = c;
     this.live++;
+    if (this.shared) this.shared[this.ixActive] = this.live;
     return c;
   }
 
@@ -361,6 +392,7 @@ export class SpliceConns implements SplicePath {
           c.pending[from] -= w;
           c.written[to] += w;
           this.stats.bytes += w;
+          if (this.shared) this.shared[from === 0 ? this.ixBytes : this.ixBytesBack] += w;
         } else if (w !== -E.EAGAIN) {
           return this.fail(c, `write to side ${to}`, w === 0 ? -E.EIO : w);
         }
@@ -452,6 +484,7 @@ export class SpliceConns implements SplicePath {
     this.conns[c.index] = null;
     this.freeLater.push(c.index);
     this.live--;
+    if (this.shared) this.shared[this.ixActive] = this.live;
   }
 
   // --- deferred work and shutdown ------------------------------------------

@@ -12,6 +12,7 @@ import type { ListenerInfo } from '../../shared/messages';
 import { sockaddrTo } from '../../shared/sockaddr';
 import { inanyIsLoopback } from '../../shared/flow/inany';
 import type { BufferProbe } from './splicePool';
+import type { Stats } from '../../shared/stats';
 
 export type AcceptPath = 'tap' | 'splice' | 'drop';
 
@@ -42,10 +43,25 @@ export interface SpliceHost {
   readonly guest: GuestState;
   /** The TCP worker's start-up probe of the socket buffer limits (SPEC §4.12). */
   readonly bufs: BufferProbe;
+  /** The TCP worker's counters (spliceActive, spliceFlows, spliceBytes*), if any. */
+  readonly stats?: Stats<'tcp'>;
   /** epoll registration in the worker's set; refs use EpollType.TCP_SPLICE. */
   add(fd: number, events: number, ref: number): void;
   mod(fd: number, events: number, ref: number): number;
   del(fd: number): number;
+}
+
+/** One spliced connection as the control socket shows it. */
+export interface SpliceFlowInfo {
+  index: number;
+  /** The accepted side's peer and the target, "addr:port". */
+  from: string;
+  to: string;
+  state: string;
+  /** Bytes read from the accepted side, and from the target side. */
+  bytesFromClient: number;
+  bytesFromTarget: number;
+  ageMs: number;
 }
 
 /** The spliced-TCP path, driven by the TCP worker's loop. */
@@ -62,6 +78,8 @@ export interface SplicePath {
   drained(now: number): boolean;
   /** Open spliced connections. */
   readonly count: number;
+  /** Every open spliced connection, for the control socket's `flows` (at most max). */
+  list(max: number, now: number): SpliceFlowInfo[];
   /** Last time a small exchange (request/response traffic) was forwarded, ms. */
   readonly smallAt: number;
 }

@@ -448,6 +448,7 @@ function tapData(ctx: TcpCtx, c: TcpConn, b: TapBatch, v: TcpView, start: number
     } else {
       c.seqFromTap = (c.seqFromTap + r) >>> 0;
       st.v[ctx.stBytesFromTap] += r;
+      c.bytesFromTap += r;
       if (r < total) {
         partial = true;
         st.add('sendPartial');

@@ -62,6 +62,7 @@ import { ListenerSet } from './listeners';
 import { acceptPath, SplicePath } from './spliceApi';
 import { createSplicePath } from './splice';
 import type { ListenerInfo } from '../../shared/messages';
+import { listFlows } from './flowList';
 import { TapReader } from '../tapReader';
 
 /** Guest frames per work() call before other sources get a turn. */
@@ -112,7 +113,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     this.batch = new TapBatch(this.u8);
     this.view = new TcpView(this.u8);
     this.splice = createSplicePath({
-      cfg: i.cfg, nsfd: i.nsfd, guest, bufs: this.ctx,
+      cfg: i.cfg, nsfd: i.nsfd, guest, bufs: this.ctx, stats: this.stats,
       add: (fd: number, ev: number, ref: number) => this.add(fd, ev, ref),
       mod: (fd: number, ev: number, ref: number) => this.mod(fd, ev, ref),
       del: (fd: number) => this.del(fd),
@@ -137,8 +138,9 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     }
   }
 
-  protected onControl(msg: ControlMsg): void {
+  protected onControl(msg: ControlMsg, now: number): void {
     if (msg.type === 'tap') this.reader?.onControl(msg);
+    else if (msg.type === 'flows') this.post({ type: 'flows', req: msg.req, ...listFlows(this.ctx, this.splice, msg.max, now) });
     else this.listeners.handle(msg);
   }
 

@@ -44,7 +44,8 @@
 import type { Config } from '../../shared/config';
 import type { NativeAddon } from '../../shared/native';
 import { E, errnoName } from '../../shared/native';
-import { FlowTable, INISIDE, TGTSIDE, PIF, PIF_NAMES, FLOW_KEY } from '../../shared/flow/table';
+import { FlowTable, INISIDE, TGTSIDE, PIF, PIF_NAMES, FLOW_KEY, Pif } from '../../shared/flow/table';
+import type { FlowInfo } from '../../shared/messages';
 import { Nat } from '../../shared/flow/nat';
 import { endpointString, inanyIs4, inanyIsLoopback } from '../../shared/flow/inany';
 import type { GuestState } from '../../shared/guestState';
@@ -83,6 +84,9 @@ export const SCAN_INTERVAL_MS = 1000;
 /** Datagrams per recvmmsg()/sendmmsg() call. */
 export const DEFAULT_BATCH = 32;
 export const MAX_BATCH = 64;
+
+/** Where a flow's end is, by pif, in the control socket's words. */
+const FLOW_END_NAMES = { 0: 'none', 1: 'guest', 2: 'host', 3: 'namespace' } satisfies Record<Pif, string>;
 
 /** Per-side socket flags. */
 export const SOCK_F = {
@@ -190,6 +194,10 @@ export class UdpCore {
   readonly closing: Uint8Array;
   /** Ping: sequence number of the last reply forwarded (-1: none), for duplicate suppression. */
   readonly lastSeq: Int32Array;
+  /** Per flow: when it was made (ms), for the control socket's `flows`. */
+  readonly openedMs: Float64Array;
+  /** Per side (flow * 2 + side): payload bytes received on that side. */
+  readonly rxBytes: Float64Array;
   /** Per side (flow * 2 + side): socket, or -1 for a TAP side. */
   readonly sock: Int32Array;
   readonly sockFlags: Uint8Array;
@@ -243,6 +251,8 @@ export class UdpCore {
     this.lastMs = new Float64Array(cap);
     this.closing = new Uint8Array(cap);
     this.lastSeq = new Int32Array(cap).fill(-1);
+    this.openedMs = new Float64Array(cap);
+    this.rxBytes = new Float64Array(cap * 2);
     this.sock = new Int32Array(cap * 2).fill(-1);
     this.sockFlags = new Uint8Array(cap * 2);
     this.scratch = new Uint8Array(this.batch * slotRec(o.out.vnetLen));
@@ -413,14 +423,16 @@ export class UdpCore {
     this.sockFlags[f * 2 + 1] = 0;
     this.closing[f] = 0;
     this.lastSeq[f] = -1;
+    this.rxBytes[f * 2] = this.rxBytes[f * 2 + 1] = 0;
     return f;
   }
 
   /** Makes flow f ACTIVE with the given type. */
   activate(f: number, type: FlowType, now: number): void {
     this.ftype[f] = type;
-    this.lastMs[f] = now;
+    this.lastMs[f] = this.openedMs[f] = now;
     this.stats.v[type === FLOW_TYPE.UDP ? this.ix.flows : this.ix.pingFlows]++;
+    this.stats.v[this.activeCounter(f)]++;
     if (log.debugOn) log.debug(this.describe(f, 'new'));
   }
 
@@ -468,10 +480,50 @@ export class UdpCore {
       this.sock[i] = -1;
       this.sockFlags[i] = 0;
     }
-    if (this.ftype[f] !== FLOW_TYPE.NONE && log.debugOn) log.debug(this.describe(f, 'closed'));
+    if (this.ftype[f] !== FLOW_TYPE.NONE) {
+      this.stats.v[this.activeCounter(f)]--;
+      if (log.debugOn) log.debug(this.describe(f, 'closed'));
+    }
     this.ftype[f] = FLOW_TYPE.NONE;
     this.closing[f] = 0;
     this.table.release(f);
+  }
+
+  /** True when no side of flow f is the guest's (socket to socket, pasta's loopback paths). */
+  isSpliced(f: number): boolean {
+    const t = this.table;
+    return t.keys[t.keyOff(f, INISIDE) + FLOW_KEY.PIF] !== PIF.TAP && t.keys[t.keyOff(f, TGTSIDE) + FLOW_KEY.PIF] !== PIF.TAP;
+  }
+
+  /** The gauge of open flows that flow f counts in. */
+  private activeCounter(f: number): number {
+    if (this.ftype[f] !== FLOW_TYPE.UDP) return this.ix.activePing;
+    return this.isSpliced(f) ? this.ix.activeSplice : this.ix.activeTap;
+  }
+
+  /** The control socket's `flows`: every open flow (at most max listed), oldest slots first. */
+  listFlows(max: number, now: number): { flows: FlowInfo[]; total: number } {
+    const flows: FlowInfo[] = [];
+    let total = 0;
+    const t = this.table;
+    const end = (f: number, s: number): string => {
+      const o = t.keyOff(f, s);
+      const pif = t.keys[o + FLOW_KEY.PIF] as Pif;
+      return `${FLOW_END_NAMES[pif]} ${endpointString(t.keys, o + FLOW_KEY.EP_ADDR, t.epPort(f, s))}`;
+    };
+    for (let f = 0; f < this.hwm; f++) {
+      const type = this.ftype[f] as FlowType;
+      if (type === FLOW_TYPE.NONE) continue;
+      total++;
+      if (flows.length >= max) continue;
+      flows.push({
+        proto: type === FLOW_TYPE.UDP ? 'udp' : type === FLOW_TYPE.PING4 ? 'icmp' : 'icmpv6',
+        path: this.isSpliced(f) ? 'splice' : 'tap', id: f, from: end(f, INISIDE), to: end(f, TGTSIDE),
+        state: this.closing[f] ? 'closing' : 'active', bytesOut: this.rxBytes[f * 2 + INISIDE],
+        bytesIn: this.rxBytes[f * 2 + TGTSIDE], ageMs: Math.max(0, Math.round(now - this.openedMs[f])),
+      });
+    }
+    return { flows, total };
   }
 
   /** "Flow N (udp): new tap [guest]:p -> [addr]:p => host [ours]:p -> [peer]:p" for debug logs. */

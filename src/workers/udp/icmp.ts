@@ -67,6 +67,7 @@ export function icmpFromTap(c: UdpCore, v4: boolean, l3: number, l4: number, l4L
   }
   const f = ref >> 1;
   c.lastMs[f] = now;
+  c.rxBytes[ref] += l4Len;
   const t = c.table;
   const ko = t.keyOff(f, TGTSIDE);
   // a whole SOCKADDR_LEN slot: the addon reads the family to know the length

@@ -48,7 +48,7 @@ import { UdpCore, Listener, FLOW_TYPE, IPPROTO_UDP, MAX_BATCH, slotRec, anyOf } 
 import { udpFlowFromListener } from './flow';
 import { SendBatch, flushBatch } from './tap';
 import { pingSockHandler } from './icmp';
-import { FLOW_KEY } from '../../shared/flow/table';
+import { FLOW_KEY, INISIDE } from '../../shared/flow/table';
 import { inanyIs4 } from '../../shared/flow/inany';
 import { FRAME_KIND, MAX_FRAME } from '../../shared/frameKinds';
 import { REC_KIND } from '../../shared/ring/layout';
@@ -181,9 +181,15 @@ export function recvSock(c: UdpCore, st: RecvState, fd: number, l: Listener | nu
         s = ref & 1;
       }
       c.lastMs[f] = now;
+      c.rxBytes[f * 2 + s] += len;
       const o = s ^ 1;
-      if (c.sock[f * 2 + o] < 0) toTap(c, st, area, inRing, f, o, st.offs[i], len);
-      else spliceAdd(c, st, area, f, o, st.offs[i], len);
+      if (c.sock[f * 2 + o] < 0) {
+        c.stats.v[c.ix.bytesToTap] += len;
+        toTap(c, st, area, inRing, f, o, st.offs[i], len);
+      } else {
+        c.stats.v[s === INISIDE ? c.ix.splicedFromClient : c.ix.splicedToClient] += len;
+        spliceAdd(c, st, area, f, o, st.offs[i], len);
+      }
     }
     flushBatch(c, st.splice, area, c.ix.spliced);
     // publish each round: tap-TX starts writing while we receive the next

@@ -205,6 +205,8 @@ function udpFromTap(c: UdpCore, b: SendBatch, v4: boolean, l3: number, l4: numbe
   const f = ref >> 1;
   const other = (ref & 1) ^ 1;
   c.lastMs[f] = now;
+  c.rxBytes[ref] += ulen - 8;
+  c.stats.v[c.ix.bytesFromTap] += ulen - 8;
   if (b.n && (b.flow !== f || b.side !== other || b.n === MAX_BATCH)) flushTapBatch(c, b);
   b.flow = f;
   b.side = other;

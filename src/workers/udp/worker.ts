@@ -78,8 +78,10 @@ class UdpWorker extends WorkerLoop<L4Init> {
     return this.core.timeoutMs(now);
   }
 
-  protected onControl(msg: ControlMsg): void {
-    if (msg.type === 'listen') {
+  protected onControl(msg: ControlMsg, now: number): void {
+    if (msg.type === 'flows') {
+      this.post({ type: 'flows', req: msg.req, ...this.core.listFlows(msg.max, now) });
+    } else if (msg.type === 'listen') {
       for (const l of msg.add) if (l.proto === 'udp') this.core.listen(l);
     } else if (msg.type === 'unlisten') {
       for (const id of msg.ids) this.core.unlisten(id);
