@@ -13,7 +13,8 @@ import * as crypto from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { inTestNs, NOT_IN_NS, run, waitFor, sha, alive } from '../helpers/env';
+import * as path from 'node:path';
+import { inTestNs, NOT_IN_NS, run, waitFor, sha, alive, sleep } from '../helpers/env';
 import { dnsAnswer, STANDIN_ANSWER } from '../helpers/dns';
 import { makeRig, podmanMissing, PodmanRig, IMAGE, HOST_RESOLVER } from '../helpers/podman';
 
@@ -93,8 +94,8 @@ function sinkServer(port: number, limit: number): Promise<{ got: Promise<{ bytes
 }
 
 /** Podman 5.3's argv for a container with no options and no ports (CLIENTS.md §1.2). */
-const DEFAULT_ARGV = (pid: number) => ['--config-net', '--dns-forward', '169.254.1.1', '-t', 'none', '-u', 'none',
-  '-T', 'none', '-U', 'none', '--no-map-gw', '--quiet', '--netns', `/proc/${pid}/ns/net`, '--map-guest-addr', '169.254.1.2'];
+const DEFAULT_ARGV = (netns: string) => ['--config-net', '--dns-forward', '169.254.1.1', '-t', 'none', '-u', 'none',
+  '-T', 'none', '-U', 'none', '--no-map-gw', '--quiet', '--netns', netns, '--map-guest-addr', '169.254.1.2'];
 
 test.before(async () => {
   if (!inNs) return;
@@ -143,7 +144,9 @@ e2e('podman runs our pasta, with Podman 5.3\'s argv', async (t, r) => {
   t.truthy(rec, 'the hook ran');
   if (!rec) return;
   t.is(rec.code, 0, rec.output);
-  t.deepEqual(rec.argv, DEFAULT_ARGV(rec.pid));
+  t.deepEqual(rec.argv, DEFAULT_ARGV(rec.netns));
+  t.regex(rec.netns, /\/run\/netns\/netns-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'Podman\'s netns file');
+  t.false(fs.existsSync(rec.netns), 'removed at teardown');
   t.is(rec.output, '', '--quiet: nothing on the caller\'s pipe');
   t.is(res.stdout.trim(), '1', 'the container has the tap interface pasta made');
 });
@@ -177,7 +180,7 @@ e2e('--network pasta: the host\'s addresses and routes; TCP and UDP to servers o
   const up = await sink.got;
   t.is(up.bytes, 8 << 20);
   t.is(up.sha, /^UP ([0-9a-f]{64})/m.exec(out)?.[1] ?? 'no UP line');
-  t.deepEqual(rec?.argv, DEFAULT_ARGV(rec?.pid ?? 0));
+  t.deepEqual(rec?.argv, DEFAULT_ARGV(rec?.netns ?? ''));
 });
 
 /** Sends payload to host:port until one connection carries it whole (the container may still be starting). */
@@ -220,7 +223,7 @@ e2e('--network pasta:-T,16120 forwards the container\'s loopback port to the hos
   t.is(res.code, 0, res.stderr);
   t.is(res.stdout.trim(), 'HELLO tcp-ns-forward');
   t.deepEqual(rec?.argv, ['--config-net', '-T', '16120', '--dns-forward', '169.254.1.1', '-t', 'none', '-u', 'none',
-    '-U', 'none', '--no-map-gw', '--quiet', '--netns', `/proc/${rec?.pid}/ns/net`, '--map-guest-addr', '169.254.1.2']);
+    '-U', 'none', '--no-map-gw', '--quiet', '--netns', rec?.netns, '--map-guest-addr', '169.254.1.2']);
 });
 
 e2e('--network pasta:--map-gw: the gateway reaches the host\'s loopback, IPv4 and IPv6', async (t, r) => {
@@ -283,21 +286,49 @@ e2e('podman run never waits on pasta\'s stdio: quiet, --debug and --trace all re
   t.deepEqual(await noPastaLeft(r), [], 'podman rm -f: pasta quits with the container');
 });
 
-e2e('container exit stops pasta: the daemon (ours, on the container\'s netns) is gone within 5 s of the exit', async (t, r) => {
-  const cid = `${r.dir}/cid/exit`;
-  const started = await r.podman(['run', '-d', '--cidfile', cid, ...r.netArgs(), IMAGE, 'sleep', '3'], 20000);
-  t.is(started.code, 0, started.stderr);
-  const rec = r.record(fs.readFileSync(cid, 'utf8').trim());
-  const procs = r.pastaProcesses();
-  t.true(procs.length >= 1, 'our pasta runs while the container does');
-  const cmdlines = procs.map((p) => { try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'); } catch { return []; } });
-  t.true(cmdlines.some((c) => c.includes(r.pasta) && c.includes(`/proc/${rec?.pid}/ns/net`)), JSON.stringify(cmdlines));
-  const ctrPid = rec?.pid ?? 0;
-  t.truthy(await waitFor(() => !alive(ctrPid), 15000, 100), 'the container exited');
-  const exitedAt = Date.now();
-  t.deepEqual(await noPastaLeft(r, 5000), []);
-  t.log(`pasta gone ${Date.now() - exitedAt} ms after the container`);
-  await r.podman(['rm', '-f', started.stdout.trim()]);
+for (const netns of ['file', 'proc'] as const) {
+  const form = netns === 'file' ? 'Podman\'s netns file, removed at teardown' : '/proc/PID/ns/net, as Buildah gives it';
+  e2e(`container exit stops pasta (${form}): the daemon, ours, is gone within 5 s of the exit`, async (t, r) => {
+    const cid = `${r.dir}/cid/exit-${netns}`;
+    const started = await r.podman(['run', '-d', '--cidfile', cid, ...r.netArgs({ netns }), IMAGE, 'sleep', '3'], 20000);
+    t.is(started.code, 0, started.stderr);
+    const id = fs.readFileSync(cid, 'utf8').trim();
+    const rec = r.record(id);
+    const procs = r.pastaProcesses();
+    t.true(procs.length >= 1, 'our pasta runs while the container does');
+    const cmdlines = procs.map((p) => { try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0'); } catch { return []; } });
+    t.true(cmdlines.some((c) => c.includes(r.pasta) && c.includes(rec?.netns ?? '?')), JSON.stringify(cmdlines));
+    if (netns === 'proc') t.is(rec?.netns, `/proc/${rec?.pid}/ns/net`);
+    const ctrPid = rec?.pid ?? 0;
+    t.truthy(await waitFor(() => !alive(ctrPid), 15000, 100), 'the container exited');
+    const exitedAt = Date.now();
+    t.deepEqual(await noPastaLeft(r, 5000), []);
+    t.log(`pasta gone ${Date.now() - exitedAt} ms after the container`);
+    await r.podman(['rm', '-f', id]);
+  });
+}
+
+e2e('another container\'s teardown (its netns file deleted next to ours) leaves a running container\'s pasta alone', async (t, r) => {
+  await helloServer('0.0.0.0', 16150, 'still-here');
+  const cid = `${r.dir}/cid/sibling`;
+  const a = await r.podman(['run', '-d', '--cidfile', cid, ...r.netArgs(), IMAGE, 'sleep', '60'], 20000);
+  t.is(a.code, 0, a.stderr);
+  const id = fs.readFileSync(cid, 'utf8').trim();
+  const recA = r.record(id);
+  const pastaA = r.pastaProcesses();
+  t.is(pastaA.length, 1);
+  for (let i = 0; i < 3; i++) {
+    const b = await r.runCtr('true');
+    t.is(b.r.code, 0, b.r.stderr);
+    t.is(path.dirname(b.rec?.netns ?? ''), path.dirname(recA?.netns ?? '?'), 'the same netns directory');
+    t.false(fs.existsSync(b.rec?.netns ?? ''), 'the sibling\'s file is gone');
+  }
+  await sleep(1500);
+  t.deepEqual(pastaA.filter((p) => alive(p)), pastaA, 'A\'s pasta still runs');
+  const e = await r.podman(['exec', id, 'sh', '-c', 'nc 169.254.1.2 16150 </dev/null'], 20000);
+  t.is(e.stdout.trim(), 'HELLO still-here', e.stderr);
+  await r.podman(['rm', '-f', '-t', '0', id], 20000);
+  t.deepEqual(await noPastaLeft(r), []);
 });
 
 // "-T 16130" as one token (CLIENTS.md §6 item 10): the C pasta reads " 16130"

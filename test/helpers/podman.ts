@@ -9,7 +9,8 @@
  * runs for containers started with `--network none --annotation
  * passt-ts.network=pasta[:OPTS]` and starts this tree's pasta (a
  * world-readable copy, readableInstall()) with Podman 5.3's argv against
- * the container's network namespace. Everything else is podman's own:
+ * the container's network namespace (bind-mounted under XDG_RUNTIME_DIR,
+ * removed again at poststop, as Podman does). Everything else is podman's own:
  * rootless user namespace (newuidmap), crun, conmon, the container's
  * lifetime.
  *
@@ -28,7 +29,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run, RunResult, processesWith, alive, sleep } from './env';
 import { ensureSubIds, ensureUser, readableInstall } from './unpriv';
-import { NETWORK_ANNOTATION, PUBLISH_ANNOTATION } from './podmanPastaHook';
+import { NETWORK_ANNOTATION, NETNS_ANNOTATION, PUBLISH_ANNOTATION } from './podmanPastaHook';
 
 /**
  * The resolver in the /etc/resolv.conf podman and pasta see: a loopback
@@ -48,6 +49,8 @@ export interface HookRecord {
   output: string;
   ms: number;
   pid: number;
+  /** the namespace reference given to pasta (a file in the rig's run/netns, or /proc/PID/ns/net) */
+  netns: string;
 }
 
 /** How one container is started: `--network pasta[:OPTS]`, `-p` mappings, a resolv.conf. */
@@ -56,6 +59,8 @@ export interface CtrNet {
   publish?: string[];
   /** resolv.conf of the container; default Podman 5.3's "nameserver 169.254.1.1" */
   resolv?: string;
+  /** 'proc': pasta gets /proc/PID/ns/net (Buildah's form) instead of Podman's netns file */
+  netns?: 'file' | 'proc';
 }
 
 export interface PodmanRig {
@@ -107,17 +112,19 @@ export async function makeRig(): Promise<PodmanRig> {
   fs.chmodSync(sub('image/tmp'), 0o1777);
 
   fs.copyFileSync(path.join(__dirname, 'podmanPastaHook.js'), sub('hook.js'));
-  fs.writeFileSync(sub('hooks/passt-ts-pasta.json'), JSON.stringify({
-    version: '1.0.0',
-    hook: {
-      path: process.execPath,
-      args: ['node', sub('hook.js'), pasta, sub('log')],
-      env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
-      timeout: 60,
-    },
-    when: { annotations: { [`^${NETWORK_ANNOTATION.replace('.', '\\.')}$`]: '^pasta' } },
-    stages: ['createRuntime'],
-  }));
+  for (const stage of ['createRuntime', 'poststop']) {
+    fs.writeFileSync(sub(`hooks/passt-ts-pasta-${stage}.json`), JSON.stringify({
+      version: '1.0.0',
+      hook: {
+        path: process.execPath,
+        args: ['node', sub('hook.js'), stage, pasta, sub('log'), sub('run/netns')],
+        env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+        timeout: 60,
+      },
+      when: { annotations: { [`^${NETWORK_ANNOTATION.replace('.', '\\.')}$`]: '^pasta' } },
+      stages: [stage],
+    }));
+  }
   fs.writeFileSync(sub('containers.conf'), `[containers]
 cgroups = "disabled"
 [engine]
@@ -160,6 +167,7 @@ runroot = "${sub('storage/run')}"
     const a = ['--network', 'none', ...annotation(NETWORK_ANNOTATION, n.network ?? 'pasta'),
       '-v', `${resolv}:/etc/resolv.conf:ro`];
     if (n.publish?.length) a.push(...annotation(PUBLISH_ANNOTATION, n.publish.join(' ')));
+    if (n.netns === 'proc') a.push(...annotation(NETNS_ANNOTATION, 'proc'));
     return a;
   };
 

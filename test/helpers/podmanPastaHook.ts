@@ -19,8 +19,13 @@
  *     has no such network mode) and PORTS the `-p` mappings (annotation
  *     `passt-ts.publish`, podman's `[IP:]HOSTPORT:CTRPORT[/PROTO]` list,
  *     since `-p` is dropped with `--network none`);
- *   - NS is `/proc/PID/ns/net` of the container's first process (Buildah's
- *     form, §2): pasta must quit by itself when the container is gone;
+ *   - NS is what Podman gives: a bind mount of the container's namespace
+ *     at `$XDG_RUNTIME_DIR/netns/netns-<random 8-4-4-4-12 hex>`, shared by
+ *     every container; at `poststop` the hook does what c/common's
+ *     `UnmountNS()` does (lazy unmount, then remove the file) and pasta must
+ *     quit by itself on seeing its own file deleted, and only its own. With
+ *     annotation `passt-ts.netns=proc` NS is `/proc/PID/ns/net` instead
+ *     (Buildah's form, §2), which pasta must poll;
  *   - pasta runs the way Go's `CombinedOutput()` runs it: this hook returns
  *     only after pasta's foreground process exited AND every holder of its
  *     stdout/stderr pipe closed it, so a daemon that kept them would hang
@@ -32,15 +37,19 @@
  * For the test it also writes `<logdir>/<container id>.json`: the argv, the
  * exit status, the output, and how long pasta took.
  *
- *   node podmanPastaHook.js PASTA LOGDIR      (OCI state JSON on stdin)
+ *   node podmanPastaHook.js createRuntime|poststop PASTA LOGDIR NETNSDIR
+ *   (the OCI state JSON on stdin)
  */
 import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** Annotations the hook reads (set with `podman run --annotation K=V`). */
 export const NETWORK_ANNOTATION = 'passt-ts.network';
 export const PUBLISH_ANNOTATION = 'passt-ts.publish';
+/** `proc`: give pasta /proc/PID/ns/net (Buildah's form) instead of a netns file. */
+export const NETNS_ANNOTATION = 'passt-ts.netns';
 
 /** One `-p` mapping, as podman parses it. */
 interface PortMapping { hostIp: string; hostPort: number; ctrPort: number; range: number; protocols: string[] }
@@ -85,23 +94,61 @@ export function podmanPastaArgs(cli: string[], ports: PortMapping[], netns: stri
 
 interface OciState { id: string; pid: number; annotations?: Record<string, string> }
 
-function main(): void {
-  const [pasta, logDir] = process.argv.slice(2);
-  const state = JSON.parse(fs.readFileSync(0, 'utf8')) as OciState;
+/** c/common getRandomNetnsName(): "netns-" + 16 random bytes as 8-4-4-4-12 hex. */
+function randomNetnsName(): string {
+  const h = crypto.randomBytes(16).toString('hex');
+  return `netns-${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** createRuntime: make the namespace reference, run pasta on it, record. */
+function setUp(state: OciState, pasta: string, logDir: string, netnsDir: string): void {
   const ann = state.annotations ?? {};
   const network = ann[NETWORK_ANNOTATION] ?? 'pasta';
   const cli = network.startsWith('pasta:') ? network.slice('pasta:'.length).split(',').filter(Boolean) : [];
   const ports = (ann[PUBLISH_ANNOTATION] ?? '').split(' ').filter(Boolean).map(parsePublish);
-  const argv = podmanPastaArgs(cli, ports, `/proc/${state.pid}/ns/net`);
+  let netns = `/proc/${state.pid}/ns/net`;
+  if (ann[NETNS_ANNOTATION] !== 'proc') {
+    // Podman's own form: a bind mount of the namespace in $XDG_RUNTIME_DIR/netns
+    fs.mkdirSync(netnsDir, { recursive: true });
+    const file = path.join(netnsDir, randomNetnsName());
+    fs.writeFileSync(file, '');
+    const m = spawnSync('mount', ['--bind', netns, file], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      process.stderr.write(`mount --bind ${netns} ${file}: ${m.stderr}`);
+      process.exit(1);
+    }
+    netns = file;
+  }
+  const argv = podmanPastaArgs(cli, ports, netns);
   const t0 = Date.now();
   // like CombinedOutput(): returns at exit and EOF on the shared pipe
   const r = spawnSync(pasta, argv, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: 30000 });
   const output = (r.stdout ?? '') + (r.stderr ?? '');
-  const record = { argv, code: r.status, signal: r.signal, output, ms: Date.now() - t0, pid: state.pid };
+  const record = { argv, code: r.status, signal: r.signal, output, ms: Date.now() - t0, pid: state.pid, netns };
   fs.writeFileSync(path.join(logDir, `${state.id}.json`), JSON.stringify(record));
   if (r.status !== 0) {
     process.stderr.write(`pasta failed with exit code ${r.status}:\n${output}`);
+    if (netns !== `/proc/${state.pid}/ns/net`) tearDown(netns);
     process.exit(1);
+  }
+}
+
+/** c/common UnmountNS(): umount2(MNT_DETACH), then remove the file (pasta sees IN_DELETE). */
+function tearDown(netns: string): void {
+  spawnSync('umount', ['-l', netns]);
+  fs.rmSync(netns, { force: true });
+}
+
+function main(): void {
+  const [stage, pasta, logDir, netnsDir] = process.argv.slice(2);
+  const state = JSON.parse(fs.readFileSync(0, 'utf8')) as OciState;
+  if (stage === 'createRuntime') {
+    setUp(state, pasta, logDir, netnsDir);
+  } else if (stage === 'poststop') {
+    let rec: { netns?: string } = {};
+    try { rec = JSON.parse(fs.readFileSync(path.join(logDir, `${state.id}.json`), 'utf8')); } catch { /* never set up */ }
+    if (rec.netns?.startsWith(`${netnsDir}/`)) tearDown(rec.netns);
+    fs.writeFileSync(path.join(logDir, `${state.id}.stopped`), String(Date.now()));
   }
 }
 
