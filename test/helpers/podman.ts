@@ -87,7 +87,7 @@ export async function podmanMissing(): Promise<string | null> {
   const have = () => ['podman', 'newuidmap', 'newgidmap'].every((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0);
   if (have()) return null;
   // .ci/setup.sh installs them; this only helps a machine set up before that
-  const r = await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'podman', 'uidmap'], { timeoutMs: 120000 });
+  const r = await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'podman', 'uidmap'], { timeoutMs: 60000 });
   if (have()) return null;
   return `podman or uidmap is not installed and apt cannot install it here (${(r.stderr || r.stdout).trim().split('\n').pop()}); run .ci/setup.sh`;
 }
