@@ -65,7 +65,7 @@ export interface CtrNet {
 
 export interface PodmanRig {
   dir: string;
-  /** The pasta program podman runs (through the hook). */
+  /** The pasta podman runs (through the hook): a `pasta` link to the copy's bin/pasta. */
   pasta: string;
   /** The readable copy of this tree that pasta runs from. */
   installDir: string;
@@ -98,11 +98,13 @@ export async function makeRig(): Promise<PodmanRig> {
   ensureSubIds();
   const { uid, gid } = ensureUser();
   const installDir = readableInstall();
-  const pasta = path.join(installDir, 'bin', 'pasta');
   const dir = fs.mkdtempSync('/tmp/passt-ts-podman-');
   const sub = (n: string) => path.join(dir, n);
-  for (const d of ['home/.config/containers', 'run', 'storage', 'hooks', 'log', 'cid', 'image/bin', 'image/etc', 'image/tmp'])
+  for (const d of ['home/.config/containers', 'run', 'storage', 'hooks', 'helpers', 'log', 'cid', 'image/bin', 'image/etc', 'image/tmp'])
     fs.mkdirSync(sub(d), { recursive: true });
+  // installed as a Podman 5 user would: a helper_binaries_dir with a `pasta` link
+  const pasta = sub('helpers/pasta');
+  fs.symlinkSync(path.join(installDir, 'bin', 'pasta'), pasta);
 
   // the image: busybox-static and its applet links
   fs.copyFileSync('/bin/busybox', sub('image/bin/busybox'));
@@ -191,7 +193,7 @@ runroot = "${sub('storage/run')}"
       try { rec = record(fs.readFileSync(cid, 'utf8').trim()); } catch { /* no container */ }
       return { r, rec };
     },
-    pastaProcesses: () => processesWith(installDir),
+    pastaProcesses: () => [...new Set([...processesWith(installDir), ...processesWith(pasta)])],
     async cleanup() {
       await podman(['rm', '-f', '-a', '-t', '0'], 30000);
       // the rootless pause process keeps the user namespace; it is ours to end
