@@ -37,6 +37,7 @@ mount -t tmpfs -o mode=1777,size=4g passt-ts-test-tmp /tmp
 
 resolv=$(mktemp)
 printf 'nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.test\n' > "$resolv"
+chmod 644 "$resolv"   # readable by the unprivileged users of the tests, as a real one is
 mount --bind "$resolv" /etc/resolv.conf
 mkdir -p /run/netns
 

@@ -21,6 +21,25 @@ export function ensureUser(): { uid: number; gid: number } {
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
+/** First subordinate ID of the test user's ranges (Podman's user namespace maps them). */
+export const SUBID_START = 524288;
+export const SUBID_COUNT = 65536;
+
+/**
+ * Gives the test user /etc/subuid and /etc/subgid ranges (as useradd does for
+ * a normal login user), unless it has some already; rootless Podman's
+ * newuidmap/newgidmap refuse to map a user without them.
+ */
+export function ensureSubIds(): void {
+  ensureUser();
+  for (const [file, flag] of [['/etc/subuid', '--add-subuids'], ['/etc/subgid', '--add-subgids']]) {
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    if (text.split('\n').some((l) => l.startsWith(`${TEST_USER}:`))) continue;
+    const r = spawnSync('usermod', [flag, `${SUBID_START}-${SUBID_START + SUBID_COUNT - 1}`, TEST_USER], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`usermod ${flag}: ${r.stderr}`);
+  }
+}
+
 let installDir: string | null = null;
 
 /** A world-readable copy of what running pasta needs; returns its root. */
