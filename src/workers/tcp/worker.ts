@@ -227,7 +227,6 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       const c = ctx.conn(list[i]);
       if (!c) continue;
       c.flags &= ~TCP_FL.RING_WAIT;
-      if (c.flags & TCP_FL.RING_WAIT) continue;
       sockToTap(ctx, c);
     }
   }
