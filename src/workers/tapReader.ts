@@ -53,6 +53,7 @@ import { noteGuestFrame } from '../shared/services/learn';
 import { ndpUnsolicitedRa, raIntervalMs } from '../shared/services/ndp';
 import { flowHash } from '../shared/flow/hash';
 import { StreamReader } from './streamReader';
+import { REC_KIND, RING_REC_HDR, nextRecord, recordData, recordHeader } from '../shared/ring/layout';
 
 /** Frames per native read call. */
 const BATCH = 64;
@@ -252,28 +253,28 @@ export class TapReader {
     }
     this.blocked = false;
     const space = ring.contiguousFree();
+    const first = recordHeader(dataOff);
     let n: number;
     if (this.stream) {
-      n = this.stream.read(this.tapfd, ring, dataOff - 16, space, this.lens, BATCH, this.maxRead);
+      n = this.stream.read(this.tapfd, ring, first, space, this.lens, BATCH, this.maxRead);
     } else {
-      n = native.readFrames(this.tapfd, ring.u8, dataOff - 16, space, 16, this.lens, BATCH, this.maxRead);
+      n = native.readFrames(this.tapfd, ring.u8, first, space, RING_REC_HDR, this.lens, BATCH, this.maxRead);
     }
     const status = this.lens[n];
     if (n > 0) this.stats.add('batches');
-    let pos = dataOff - 16;
+    let pos = first;
     let kept = 0;
     if (n > 0) this.lastTcp = this.lastUdp = 0;
     for (let i = 0; i < n; i++) {
       const len = this.lens[i];
-      const recOff = pos + 16;
-      const kind = this.handleFrame(out, recOff, len, now);
+      const kind = this.handleFrame(out, recordData(pos), len, now);
       if (kind < 0) {
-        ring.endWrite(len, -2 /* SKIP */);
+        ring.endWrite(len, REC_KIND.SKIP);
       } else {
         ring.endWrite(len, kind, this.meta1, this.meta2);
         kept++;
       }
-      pos = (pos + 16 + len + 7) & ~7;
+      pos = nextRecord(pos, len);
     }
     if (kept > 0 || this.stream) out.dirty = n > 0;
     // nothing stayed for this ring's worker: reuse the space instead of waking it
@@ -287,8 +288,7 @@ export class TapReader {
       this.readable = this.stream.pending;
     } else {
       // status 0: EAGAIN, the batch limit, or the contiguous space ran out
-      const used = pos - (dataOff - 16);
-      this.readable = n === BATCH || space - used < this.maxRead + 16;
+      this.readable = n === BATCH || space - (pos - first) < RING_REC_HDR + this.maxRead;
     }
     this.flushAll();
     return this.readable;

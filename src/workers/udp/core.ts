@@ -49,6 +49,7 @@ import { Nat } from '../../shared/flow/nat';
 import { endpointString, inanyIs4, inanyIsLoopback } from '../../shared/flow/inany';
 import type { GuestState } from '../../shared/guestState';
 import type { FrameRing } from '../../shared/ring/frameRing';
+import { RING_REC_HDR, recordSize } from '../../shared/ring/layout';
 import { COUNTERS, CounterName, Stats } from '../../shared/stats';
 import { sockaddrFrom, SOCKADDR_LEN } from '../../shared/sockaddr';
 import {
@@ -376,7 +377,7 @@ export class UdpCore {
 
   /** True when sockets are paused and the ring has room for a slot again. */
   canResume(): boolean {
-    return this.paused.size > 0 && this.out.ring.beginWrite(slotRec(this.out.vnetLen) - 16) >= 0;
+    return this.paused.size > 0 && this.out.ring.beginWrite(slotRec(this.out.vnetLen) - RING_REC_HDR) >= 0;
   }
 
   /** Re-arms every paused socket once the ring has room; returns how many. */
@@ -556,7 +557,7 @@ export class UdpCore {
 
 /** Record size of one receive slot: header + virtio-net + Ethernet + IPv6 + UDP + largest payload. */
 export function slotRec(vnetLen: number): number {
-  return (16 + slotData(vnetLen) + 20 + 7) & ~7;
+  return recordSize(slotData(vnetLen) + 20);
 }
 
 export function bindToDevice(s: UdpSys, fd: number, ifname: string): void {
