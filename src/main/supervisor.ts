@@ -15,7 +15,7 @@
  *   switch: guest → host cost 1.6 CPU-s/GB with a tap-RX worker (the C
  *   passt: 0.6). pasta keeps tap-RX in a thread of its own, where reading
  *   the tap in parallel with the TCP worker measured faster.
- *   PASST_TS_INLINE_RX=0/1 overrides either default. The rings keep their
+ *   The configuration chooses (cfg.tuning.inlineRx, conf.ts). The rings keep their
  *   roles; a ring whose producer and consumer share a thread wakes nobody
  *   (its waker is that thread's, never asleep while it works).
  * - Control goes to a worker as a message on its port plus a ring of its
@@ -90,8 +90,7 @@ export class Supervisor {
   onTapAck: (stage: 'tapRx' | 'tapTx', seq: number) => void = () => {};
 
   async start(o: PipelineOptions): Promise<void> {
-    const inline = process.env.PASST_TS_INLINE_RX;
-    const inlineRx = o.backend === 'stream' ? inline !== '0' : inline === '1';
+    const { inlineRx, directTx } = o.cfg.tuning;
     const tcpWakers = Array.from({ length: o.tcpShards }, () => Waker.create());
     const wakers = {
       // the tap-RX stage's waker: its own worker's, or TCP worker 0's
@@ -111,18 +110,14 @@ export class Supervisor {
     const tcpTx = wakers.tcp.map((w) => pair(RING.TCP_TO_TX, w, wakers.tapTx));
     const udpTx = pair(RING.UDP_TO_TX, wakers.udp, wakers.tapTx);
     // tap-TX's inputs are [rxTx, udpTx, ...tcpTx]; L4 workers may write to the
-    // guest themselves when tap-TX holds nothing of theirs (txGate.ts). On by
-    // default for passt's stream socket, and for pasta's UDP worker
-    // (udp_in_tap, 16000-byte datagrams: 8.7 vs 6.7 Gbit/s); off for pasta's
-    // TCP worker, whose ACKs would run the namespace's receive path in its
-    // own thread: tap-TX doing that in parallel measured faster (tcp_out_tap
-    // 8.4 vs 5.4 Gbit/s). PASST_TS_DIRECT_TX=0/1 turns all of it off/on.
+    // guest themselves when tap-TX holds nothing of theirs (txGate.ts), where
+    // the configuration says so (conf.ts: the UDP worker always, the TCP
+    // worker in passt; in pasta its ACKs would run the namespace's receive
+    // path in its own thread, and tap-TX doing that in parallel measured
+    // faster: tcp_out_tap 8.4 vs 5.4 Gbit/s)
     const txGate = TxGate.allocate();
-    const direct = process.env.PASST_TS_DIRECT_TX;
-    const udpDirect = direct === undefined ? true : direct === '1';
-    const tcpDirect = direct === undefined ? o.backend === 'stream' : direct === '1';
-    if (udpDirect) udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
-    if (tcpDirect) tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
+    if (directTx.udp) udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
+    if (directTx.tcp) tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
 
     const common = (role: Role, waker: WakerHandle, shard = 0) => ({
       role, shard, cfg: o.cfg, logLevel: o.logLevel, logTarget: o.logTarget, waker,

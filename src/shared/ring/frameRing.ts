@@ -118,14 +118,18 @@ import {
 export interface FrameRingOptions {
   /**
    * Check every call's contract (overruns, consume without peek). Defaults
-   * to the PASST_RING_DEBUG=1 environment variable.
+   * to FrameRing.debugDefault.
    */
   debug?: boolean;
 }
 
-const envDebug = typeof process !== 'undefined' && process.env.PASST_RING_DEBUG === '1';
-
 export class FrameRing {
+  /**
+   * The `debug` option of views made without one: a worker sets it once at
+   * start-up from its configuration (cfg.tuning.ringDebug, loop.ts).
+   */
+  static debugDefault = false;
+
   /** The shared buffer (header, then data area). */
   readonly sab: SharedArrayBuffer;
   /** Bytes of the whole SharedArrayBuffer; record data offsets index this. */
@@ -187,7 +191,7 @@ export class FrameRing {
     this.u8 = new Uint8Array(sab);
     this.capacity = i32[RING_HDR.CAPACITY];
     this.span = 2 * this.capacity;
-    this.debug = opts.debug ?? envDebug;
+    this.debug = opts.debug ?? FrameRing.debugDefault;
     this.wPos = this.pubPos = this.tailCache = Atomics.load(i32, RING_HDR.TAIL);
     this.rPos = this.relPos = this.headCache = Atomics.load(i32, RING_HDR.HEAD);
     this.recCount = this.pubRecCount = Atomics.load(i32, RING_HDR.RECORDS);
@@ -357,6 +361,20 @@ export class FrameRing {
       pos = this.advance(pos, recordSize(len));
     }
     return n;
+  }
+
+  /**
+   * Producer: turns a record listed by unpublished() (`hdr`, its header
+   * index) into SKIP: once published, the consumer passes over it. It
+   * still counts in `records`.
+   */
+  skipUnpublished(hdr: number): void {
+    this.i32[hdr + REC.KIND] = REC_KIND.SKIP;
+  }
+
+  /** Producer: sets META1 of a record listed by unpublished() (`hdr`, its header index). */
+  setUnpublishedMeta1(hdr: number, meta1: number): void {
+    this.i32[hdr + REC.META1] = meta1;
   }
 
   /**

@@ -61,7 +61,8 @@ export class TapOut {
   readonly u8: Uint8Array;
   private readonly consumer: Waker;
   private readonly ourMac: Uint8Array;
-  private dirty = false;
+  /** Frames ended since the last flush(). */
+  protected dirty = false;
   private cur = -1;
   private curV4 = true;
   private readonly direct: Direct | null;

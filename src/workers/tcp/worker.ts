@@ -63,17 +63,12 @@ import { acceptPath, SplicePath } from './spliceApi';
 import { createSplicePath } from './splice';
 import type { ListenerInfo } from '../../shared/messages';
 import { TapReader } from '../tapReader';
+import { BatchHandler, LossyTapOut, lossyFromGuest } from './testDrop';
 
 /** Guest frames per work() call before other sources get a turn. */
 const FRAME_BUDGET = 2048;
 /** A connection with guest activity this recent may still be sending (quit drain). */
 const DRAIN_QUIET_MS = 500;
-/**
- * Poll instead of sleeping this long after activity (ms; PASST_TS_SPIN_US
- * overrides, 0 disables): a round trip through the host peer and back often
- * fits, and each thread wake-up saved is several microseconds of latency.
- */
-const SPIN_MS = Number(process.env.PASST_TS_SPIN_US ?? 100) / 1000;
 
 export class TcpWorker extends WorkerLoop<L4Init> {
   private readonly ring: FrameRing;
@@ -95,6 +90,14 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   private readonly splice: SplicePath | null;
   /** The tap-RX stage, when it runs in this thread (inlineRx). */
   private readonly reader: TapReader | null;
+  /**
+   * Poll instead of sleeping this long after activity (ms; cfg.tuning.spinUs,
+   * 0 disables): a round trip through the host peer and back often fits, and
+   * each thread wake-up saved is several microseconds of latency.
+   */
+  private readonly spinMs: number;
+  /** The batch handler: tap.ts's, or the test hook's wrapper around it (testDrop.ts). */
+  private readonly handle: BatchHandler;
 
   constructor() {
     super();
@@ -106,7 +109,12 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     this.stFrames = this.stats.idx('frames');
     this.stBatches = this.stats.idx('batches');
     const guest = new GuestState(i.guestState);
-    const out = new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
+    const drop = i.cfg.tuning.tcpDrop;
+    const out = drop.toGuest
+      ? new LossyTapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac, drop.toGuest)
+      : new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
+    this.handle = drop.fromGuest ? lossyFromGuest(tapHandler, drop.fromGuest) : tapHandler;
+    this.spinMs = i.cfg.tuning.spinUs / 1000;
     this.ctx = new TcpCtx(i.cfg, out, guest, this.stats, this.epfd);
     this.ctx.probe();
     this.batch = new TapBatch(this.u8);
@@ -189,9 +197,9 @@ export class TcpWorker extends WorkerLoop<L4Init> {
    * wake-up of this thread.
    */
   private spin(now: number): boolean {
-    if (SPIN_MS <= 0 || this.stopping || now < this.spinOffUntil) return false;
+    if (this.spinMs <= 0 || this.stopping || now < this.spinOffUntil) return false;
     const smallAt = this.splice ? Math.max(this.ctx.smallAt, this.splice.smallAt) : this.ctx.smallAt;
-    if (now - smallAt > SPIN_MS || now - this.activeAt > SPIN_MS) {
+    if (now - smallAt > this.spinMs || now - this.activeAt > this.spinMs) {
       if (this.spinning) {
         // nothing came while spinning: after a few such misses, stop for a
         // while (sparse traffic would only burn CPU)
@@ -289,25 +297,9 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     const b = this.batch;
     this.stats.v[this.stBatches]++;
     this.activeAt = this.ctx.now;
-    if (this.ctx.dropFromEvery) this.testDropBatch();
-    if (b.n) tapHandler(this.ctx, b, this.view);
+    this.handle(this.ctx, b, this.view);
     b.n = 0;
     if (this.ring.release()) this.producer.wake();
-  }
-
-  /** Test hook: loses guest data frames of the batch (PASST_TS_TCP_DROP). */
-  private testDropBatch(): void {
-    const b = this.batch;
-    const v = this.view;
-    let k = 0;
-    for (let i = 0; i < b.n; i++) {
-      v.reset(b.off[i], b.len[i]);
-      if (v.payloadLen && this.ctx.testDrop(false)) continue;
-      b.off[k] = b.off[i];
-      b.len[k] = b.len[i];
-      k++;
-    }
-    b.n = k;
   }
 
   protected hasInput(): boolean {

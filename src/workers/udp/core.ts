@@ -32,8 +32,8 @@
  *   (`lastMs`); an echo request refreshes a ping flow (replies do not).
  *   The timer pass, at most once per second, frees UDP flows idle for
  *   180 s and ping flows idle for 60 s, and closes their sockets. Tests may
- *   shorten both with the environment variables PASST_TS_UDP_TIMEOUT_MS and
- *   PASST_TS_PING_TIMEOUT_MS (milliseconds; never set in production).
+ *   shorten both (cfg.tuning: PASST_TS_UDP_TIMEOUT_MS and
+ *   PASST_TS_PING_TIMEOUT_MS, read by conf.ts; never set in production).
  * - Limits: flow table of 131 071 entries (SPEC §7); a full table, a
  *   socket that cannot be made, bound or connected → the datagram is
  *   dropped and counted, nothing throws. Every drop has its counter
@@ -42,6 +42,7 @@
  *   RFC 792 and RFC 4443 (echo), ip(7)/icmp(7) on ping sockets.
  */
 import type { Config } from '../../shared/config';
+import { PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../../shared/config';
 import type { NativeAddon } from '../../shared/native';
 import { E, errnoName } from '../../shared/native';
 import { FlowTable, INISIDE, TGTSIDE, PIF, PIF_NAMES, FLOW_KEY } from '../../shared/flow/table';
@@ -77,13 +78,12 @@ export const IPPROTO_ICMPV6 = 58;
 /** SPEC §7: flows per table. */
 export const FLOW_CAPACITY = 131071;
 /** SPEC §5.1, §6. */
-export const UDP_TIMEOUT_MS = 180_000;
-export const PING_TIMEOUT_MS = 60_000;
+export { UDP_TIMEOUT_MS, PING_TIMEOUT_MS };
 /** The timer pass runs at most this often. */
 export const SCAN_INTERVAL_MS = 1000;
 /** Datagrams per recvmmsg()/sendmmsg() call. */
-export const DEFAULT_BATCH = 32;
-export const MAX_BATCH = 64;
+export const DEFAULT_BATCH = UDP_BATCH;
+export const MAX_BATCH = UDP_BATCH_MAX;
 
 /** Per-side socket flags. */
 export const SOCK_F = {
@@ -125,26 +125,6 @@ export interface UdpCoreOptions {
   batch?: number;
   /** Gives consumed input space back to tap-RX (and wakes it if it waits); default: release only. */
   releaseInput?: () => void;
-}
-
-/** Reads the test-only timeout overrides and the batch knob from the environment. */
-export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<UdpCoreOptions, 'udpTimeoutMs' |
-  'pingTimeoutMs' | 'batch'> {
-  const num = (k: string, min: number, max: number): number | undefined => {
-    const v = env[k];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      log.warn(`ignoring ${k}=${v}: not an integer in ${min}..${max}`);
-      return undefined;
-    }
-    return n;
-  };
-  return {
-    udpTimeoutMs: num('PASST_TS_UDP_TIMEOUT_MS', 1, UDP_TIMEOUT_MS),
-    pingTimeoutMs: num('PASST_TS_PING_TIMEOUT_MS', 1, PING_TIMEOUT_MS),
-    batch: num('PASST_TS_UDP_BATCH', 1, MAX_BATCH),
-  };
 }
 
 type Ix = Record<CounterName<'udp'>, number>;

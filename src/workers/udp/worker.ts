@@ -24,7 +24,7 @@ import { GuestState } from '../../shared/guestState';
 import { Stats } from '../../shared/stats';
 import { native } from '../../shared/native';
 import { TapOut } from '../l4/tapOut';
-import { UdpCore, optionsFromEnv } from './core';
+import { UdpCore } from './core';
 import { SendBatch, tapHandler } from './tap';
 import { RecvState, sockHandler } from './sock';
 
@@ -48,7 +48,8 @@ class UdpWorker extends WorkerLoop<L4Init> {
     this.out = new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
     this.core = new UdpCore({
       cfg: i.cfg, guest, input: this.input, out: this.out, sys: native, epfd: this.epfd, nsfd: i.nsfd,
-      stats: new Stats('udp', i.stats), ...optionsFromEnv(),
+      stats: new Stats('udp', i.stats),
+      udpTimeoutMs: i.cfg.tuning.udpTimeoutMs, pingTimeoutMs: i.cfg.tuning.pingTimeoutMs, batch: i.cfg.tuning.udpBatch,
       releaseInput: () => { if (this.input.release()) this.producer.wake(); },
     });
   }
