@@ -35,7 +35,7 @@ import type {
 import { FrameRing } from '../shared/ring/frameRing';
 import { Waker, WakerHandle } from '../shared/ring/waker';
 import { GuestState } from '../shared/guestState';
-import { TxGate } from '../shared/txGate';
+import { TxGate } from '../workers/link/txGate';
 import { Stats, Role } from '../shared/stats';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
@@ -110,12 +110,12 @@ export class Supervisor {
     const tcpTx = wakers.tcp.map((w) => pair(RING.TCP_TO_TX, w, wakers.tapTx));
     const udpTx = pair(RING.UDP_TO_TX, wakers.udp, wakers.tapTx);
     // tap-TX's inputs are [rxTx, udpTx, ...tcpTx]; L4 workers may write to the
-    // guest themselves when tap-TX holds nothing of theirs (txGate.ts), where
+    // guest themselves when tap-TX holds nothing of theirs (link/), where
     // the configuration says so (conf.ts: the UDP worker always, the TCP
     // worker in passt; in pasta its ACKs would run the namespace's receive
     // path in its own thread, and tap-TX doing that in parallel measured
     // faster: tcp_out_tap 8.4 vs 5.4 Gbit/s)
-    const txGate = TxGate.allocate();
+    const txGate = TxGate.allocate(o.tapfd);
     if (directTx.udp) udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
     if (directTx.tcp) tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
 
@@ -142,7 +142,7 @@ export class Supervisor {
 
     if (inlineRx) tcps[0].inlineRx = rx;
     log.debug(inlineRx ? 'tap-RX runs in TCP worker 0' : 'tap-RX runs in a worker of its own');
-    this.spawn('tap-tx', 'tapTx.js', tx);
+    this.spawn('tap-tx', 'link/tapTx.js', tx);
     if (!inlineRx) this.spawn('tap-rx', 'tapRx.js', rx);
     tcps.forEach((t, i) => this.spawn(`tcp${i}`, 'tcp/worker.js', t));
     this.spawn('udp', 'udp/worker.js', udp);

@@ -52,7 +52,7 @@ import { serviceContextFromConfig, ServiceContext } from '../shared/services/con
 import { noteGuestFrame } from '../shared/services/learn';
 import { ndpUnsolicitedRa, raIntervalMs } from '../shared/services/ndp';
 import { flowHash } from '../shared/flow/hash';
-import { StreamReader } from './streamReader';
+import { StreamReader } from './link/streamReader';
 import { REC_KIND, RING_REC_HDR, nextRecord, recordData, recordHeader } from '../shared/ring/layout';
 
 /** Frames per native read call. */

@@ -8,13 +8,15 @@
  * part is resumed from the exact byte on the next call (the ring record
  * stays pending until its last byte left), never blocking the worker.
  */
-import { native, E } from '../shared/native';
-import { MSG_DONTWAIT, MSG_NOSIGNAL } from '../shared/linux';
-import { REC_PREFIX_ROOM } from '../shared/ring/layout';
+import { native, E } from '../../shared/native';
+import { EPOLLOUT, MSG_DONTWAIT, MSG_NOSIGNAL } from '../../shared/linux';
+import { REC_PREFIX_ROOM } from '../../shared/ring/layout';
+import type { LinkBackend, LinkFailure } from './link';
 
 const MAX_IOV = 128;
 
-export class StreamWriter {
+export class StreamBackend implements LinkBackend {
+  readonly waitEvents = EPOLLOUT;
   /** Bytes of the first pending frame (prefix included) already sent. */
   private partial = 0;
   private readonly offs = new Int32Array(MAX_IOV);
@@ -30,8 +32,17 @@ export class StreamWriter {
   }
 
   /** Resumes a frame another writer left half sent (txGate.ts). */
-  setPartial(bytes: number): void {
+  resume(bytes: number): void {
     this.partial = bytes;
+  }
+
+  /** Any error on the client's socket means the client is gone. */
+  failure(_errno: number): LinkFailure {
+    return 'gone';
+  }
+
+  waitFd(fd: number): number {
+    return fd;
   }
 
   /**

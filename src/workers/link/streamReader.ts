@@ -30,11 +30,11 @@
  *   (in the private buffer: the record it will go to may move when the
  *   ring wraps).
  */
-import { native, E } from '../shared/native';
-import { MSG_DONTWAIT } from '../shared/linux';
-import type { FrameRing } from '../shared/ring/frameRing';
-import { rd32 } from '../shared/wire/bytes';
-import { REC_PREFIX_ROOM, nextRecord, recordData } from '../shared/ring/layout';
+import { native, E } from '../../shared/native';
+import { MSG_DONTWAIT } from '../../shared/linux';
+import type { FrameRing } from '../../shared/ring/frameRing';
+import { rd32 } from '../../shared/wire/bytes';
+import { REC_PREFIX_ROOM, nextRecord, recordData } from '../../shared/ring/layout';
 
 const BUF = 4 << 20;
 /** An Ethernet header: anything shorter cannot be a frame. */

@@ -1,0 +1,34 @@
+/**
+ * The tap back end (pasta, SPEC.md §1.1): one write() per frame, many
+ * frames per native call. The tap takes a frame whole or not at all, so
+ * nothing is ever cut; a full queue (EAGAIN) means "wait for EPOLLOUT".
+ */
+import { native, E } from '../../shared/native';
+import { EPOLLOUT } from '../../shared/linux';
+import type { LinkBackend, LinkFailure } from './link';
+
+export class TapBackend implements LinkBackend {
+  readonly partialBytes = 0;
+  readonly waitEvents = EPOLLOUT;
+
+  send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, first: number, count: number): number {
+    const r = first === 0
+      ? native.writeFrames(fd, u8, offs, lens, count)
+      : native.writeFrames(fd, u8, offs.subarray(first), lens.subarray(first), count);
+    return r === -E.EAGAIN ? 0 : r;
+  }
+
+  resume(_bytes: number): void {}
+
+  reset(): void {}
+
+  /** The kernel refused this frame (SPEC §1.1): counted and skipped; anything else ends the program. */
+  failure(errno: number): LinkFailure {
+    const e = -errno;
+    return e === E.ENOBUFS || e === E.ENOSPC || e === E.EIO || e === E.EINVAL || e === E.EMSGSIZE ? 'drop' : 'fatal';
+  }
+
+  waitFd(fd: number): number {
+    return fd;
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The guest link (src/workers/link/): the single-writer gate's
+ * non-blocking hand-over, and a direct writer sending an L4 worker's
+ * unpublished frames through the stream back end with the pcap tee.
+ */
+import test from 'ava';
+import * as fs from 'node:fs';
+import { TxGate, TX_GATE_FIELD } from '../../src/workers/link/txGate';
+import { DirectWriter } from '../../src/workers/link/directWriter';
+import { FrameRing } from '../../src/shared/ring/frameRing';
+import { Waker } from '../../src/shared/ring/waker';
+import { openPcap } from '../../src/shared/pcapWriter';
+import { PCAP_GLOBAL_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from '../../src/shared/pcap';
+import { native } from '../../src/shared/native';
+import { socketPair, readAvailable } from '../helpers/socketpair';
+import { tmpPath } from '../helpers/env';
+
+test('gate: allocated with the guest descriptor and nothing half sent; one holder at a time', (t) => {
+  const sab = TxGate.allocate(7);
+  const a = new TxGate(sab);
+  const b = new TxGate(sab);
+  t.is(a.fd, 7);
+  t.is(a.partial, -1);
+  t.true(a.tryLock());
+  t.false(b.tryLock());
+  t.false(b.tryAcquire());
+  t.false(b.isFree());
+  t.true(a.release(), 'tap-TX asked for the gate while it was held: the holder must ring it');
+  t.true(b.isFree());
+  t.true(b.tryAcquire());
+  t.false(a.tryLock());
+  t.false(b.release(), 'nobody asked: no ring');
+});
+
+test('gate: tap-TX getting it at the second try leaves nobody a reason to ring', (t) => {
+  const g = new TxGate(TxGate.allocate(-1));
+  t.true(g.tryAcquire());
+  t.false(g.release());
+  t.true(g.tryLock());
+  t.false(g.release());
+});
+
+/** A ring with frames of the given lengths ended but not published (each byte = its frame's index). */
+function ringWith(lens: number[]): FrameRing {
+  const ring = new FrameRing(FrameRing.allocate(1 << 16));
+  lens.forEach((len, i) => {
+    const d = ring.beginWrite(len);
+    ring.u8.fill(i + 1, d, d + len);
+    ring.endWrite(len, 0);
+  });
+  return ring;
+}
+
+test('direct writer: unpublished frames leave framed and are rolled back; each is in the pcap file', (t) => {
+  const [ours, peer] = socketPair();
+  const pcapPath = tmpPath('link-direct.pcap');
+  const pcapFd = openPcap(pcapPath);
+  const gate = TxGate.allocate(ours);
+  const tapTx = Waker.create();
+  const ring = ringWith([60, 100]);
+  const w = new DirectWriter({ gate, input: 1, backend: 'stream', pcapFd }, ring, 0, new Waker(tapTx));
+  t.true(w.tryWrite());
+  t.true(ring.isEmpty());
+  t.false(ring.publish(), 'nothing left to publish: the records were rolled back');
+  const got = readAvailable(peer);
+  t.is(got.length, 4 + 60 + 4 + 100);
+  t.is(got.readUInt32BE(0), 60);
+  t.true(got.subarray(4, 64).every((x) => x === 1));
+  t.is(got.readUInt32BE(64), 100);
+  t.true(got.subarray(68).every((x) => x === 2));
+  const cap = fs.readFileSync(pcapPath);
+  t.is(cap.length, PCAP_GLOBAL_HEADER_LEN + 2 * PCAP_RECORD_HEADER_LEN + 160);
+  native.close(pcapFd);
+  native.close(ours);
+  native.close(peer);
+  Waker.destroy(tapTx);
+});
+
+test('direct writer: never waits for the gate, and rings tap-TX if it asked for the gate meanwhile', (t) => {
+  const [ours, peer] = socketPair();
+  const sab = TxGate.allocate(ours);
+  const tapTxGate = new TxGate(sab);
+  const tapTxHandle = Waker.create();
+  const tapTx = new Waker(tapTxHandle);
+  const w = new DirectWriter({ gate: sab, input: 1, backend: 'tap', pcapFd: -1 }, ringWith([60]), 0,
+    new Waker(tapTxHandle));
+  t.true(tapTxGate.tryAcquire());
+  t.false(w.tryWrite(), 'the gate is held: the caller publishes instead');
+  tapTxGate.release();
+  tapTx.prepareSleep();
+  t.true(w.tryWrite());
+  t.true(tapTx.sleeping, 'nobody asked for the gate: tap-TX is not rung');
+  t.is(readAvailable(peer).length, 60);
+  // tap-TX found the gate held and asked to be rung (WANTED), then slept
+  Atomics.store(new Int32Array(sab), TX_GATE_FIELD.WANTED, 1);
+  const w2 = new DirectWriter({ gate: sab, input: 1, backend: 'tap', pcapFd: -1 }, ringWith([40]), 0,
+    new Waker(tapTxHandle));
+  t.true(w2.tryWrite());
+  t.false(tapTx.sleeping, 'letting go of the gate rang tap-TX');
+  t.is(tapTx.wakes, 1);
+  t.true(tapTxGate.tryAcquire());
+  t.false(tapTxGate.release(), 'the request was taken with the ring');
+  t.is(readAvailable(peer).length, 40);
+  native.close(ours);
+  native.close(peer);
+  Waker.destroy(tapTxHandle);
+});
