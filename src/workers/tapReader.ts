@@ -52,6 +52,7 @@ import { serviceContextFromConfig, ServiceContext } from '../shared/services/con
 import { noteGuestFrame } from '../shared/services/learn';
 import { ndpUnsolicitedRa, raIntervalMs } from '../shared/services/ndp';
 import { flowHash } from '../shared/flow/hash';
+import { IP4_LEN, IP6_LEN } from '../shared/wire/bytes';
 import { StreamReader } from './link/streamReader';
 import { REC_KIND, RING_REC_HDR, nextRecord, recordData, recordHeader } from '../shared/ring/layout';
 
@@ -353,6 +354,8 @@ export class TapReader {
     let l3Off: number;
     let l4Off: number;
     let l4Len: number;
+    /** Source and destination address, back to back. */
+    let addrOff: number;
     const v4 = fv.etherType === ETHERTYPE.IPV4;
     if (v4) {
       st.add('ipv4');
@@ -366,6 +369,7 @@ export class TapReader {
       l3Off = ip.off;
       l4Off = ip.payloadOff;
       l4Len = ip.payloadLen;
+      addrOff = ip.srcOff;
     } else {
       st.add('ipv6');
       const ip = fv.ip6;
@@ -373,6 +377,7 @@ export class TapReader {
       l3Off = ip.off;
       l4Off = ip.payloadOff;
       l4Len = ip.payloadLen;
+      addrOff = ip.srcOff;
     }
     const proto = fv.l4Proto;
     // UDP and ICMP echo with a malformed L4 header (truncated, UDP length
@@ -388,7 +393,7 @@ export class TapReader {
       st.add('tcp');
       this.lastTcp++;
       const kind = v4 ? FRAME_KIND.TCP4 : FRAME_KIND.TCP6;
-      const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, l3Off, l4Off, v4) % this.tcp.length];
+      const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, addrOff, v4 ? 2 * IP4_LEN : 2 * IP6_LEN, l4Off) % this.tcp.length];
       return this.keepOrCopy(inRing, dest, u8, recOff, len, kind);
     }
     if (proto === IP_PROTO.UDP) {

@@ -47,7 +47,8 @@ import { MSG_DONTWAIT } from '../../shared/linux';
 import { EpollType, refType, refIndex } from '../../shared/epollRef';
 import { Stats } from '../../shared/stats';
 import { GuestState } from '../../shared/guestState';
-import { FRAME_KIND, MAX_FRAME, l3OffOf, l4OffOf } from '../../shared/frameKinds';
+import { FRAME_KIND, MAX_FRAME } from '../../shared/frameKinds';
+import { nextGuestBatch } from '../l4/tapIn';
 import { TcpView } from '../../shared/wire/tcp';
 import { log } from '../../shared/log';
 import { TapOut } from '../l4/tapOut';
@@ -241,63 +242,46 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   /**
    * Handles guest frames in batches (consecutive frames of one 4-tuple, up
-   * to BATCH_MAX); true if the budget ran out first.
+   * to BATCH_MAX: l4/tapIn.ts); true if the budget ran out first.
    */
   private drainTap(): boolean {
-    const ring = this.ring;
-    const u8 = this.u8;
-    const b = this.batch;
-    const v = this.view;
-    const st = this.stats;
     let frames = 0;
-    let more = false;
-    b.n = 0;
-    for (;;) {
-      const d = ring.peek();
-      if (d < 0) break;
-      const kind = ring.recKind;
-      if (kind !== FRAME_KIND.TCP4 && kind !== FRAME_KIND.TCP6) {
-        ring.consume();
-        st.add('dropped');
-        continue;
-      }
-      const v4 = kind === FRAME_KIND.TCP4;
-      const m1 = ring.recMeta1;
-      const l3 = d + l3OffOf(m1);
-      const l4 = d + l4OffOf(m1);
-      // a full batch, or a frame of another connection, ends the batch
-      if (b.n && (b.n === BATCH_MAX || v4 !== b.v4 || !sameTuple(u8, b.l3, b.off[0], l3, l4, v4))) this.handleBatch();
-      if (frames === FRAME_BUDGET) {
-        more = true;
-        break;
-      }
-      const len = ring.recMeta2;
-      ring.consume();
-      frames++;
-      st.v[this.stFrames]++;
-      if (!v.reset(l4, len)) {
-        st.add('dropMalformed');
-        st.add('dropped');
-        continue;
-      }
-      if (b.n === 0) {
-        b.v4 = v4;
-        b.l3 = l3;
-      }
-      b.off[b.n] = l4;
-      b.len[b.n] = len;
-      b.n++;
+    while (frames < FRAME_BUDGET) {
+      const n = nextGuestBatch(this.ring, this.batch, Math.min(BATCH_MAX, FRAME_BUDGET - frames));
+      if (n === 0) return false;
+      frames += n;
+      this.handleBatch();
     }
-    if (b.n) this.handleBatch();
-    return more;
+    return this.ring.peek() >= 0;
   }
 
-  /** Hands the batch to the TCP state machine, then releases its ring space. */
+  /** Hands the batch's well-formed segments to the TCP state machine, then releases their ring space. */
   private handleBatch(): void {
     const b = this.batch;
-    this.stats.v[this.stBatches]++;
-    this.activeAt = this.ctx.now;
-    this.handle(this.ctx, b, this.view);
+    const st = this.stats;
+    if (b.kind === FRAME_KIND.TCP4 || b.kind === FRAME_KIND.TCP6) {
+      st.v[this.stFrames] += b.n;
+      const v = this.view;
+      let k = 0;
+      for (let i = 0; i < b.n; i++) {
+        if (!v.reset(b.off[i], b.len[i])) {
+          st.add('dropMalformed');
+          st.add('dropped');
+          continue;
+        }
+        b.off[k] = b.off[i];
+        b.len[k] = b.len[i];
+        k++;
+      }
+      b.n = k;
+      if (k) {
+        st.v[this.stBatches]++;
+        this.activeAt = this.ctx.now;
+        this.handle(this.ctx, b, v);
+      }
+    } else {
+      st.add('dropped', b.n); // not a kind tap-RX sends here
+    }
     b.n = 0;
     if (this.ring.release()) this.producer.wake();
   }
@@ -368,16 +352,6 @@ function mayHoldGuestData(c: TcpConn, now: number): boolean {
   if (c.events & TCP_EV.TAP_FIN_RCVD) return false;
   if (!(c.events & (TCP_EV.ESTABLISHED | TCP_EV.TAP_SYN_RCVD))) return false;
   return c.wndToTap === 0 || now - c.lastActivity < DRAIN_QUIET_MS;
-}
-
-/** Same addresses and ports (the frames' IP and TCP headers). */
-function sameTuple(u8: Uint8Array, l3a: number, l4a: number, l3b: number, l4b: number, v4: boolean): boolean {
-  const a = v4 ? l3a + 12 : l3a + 8;
-  const b = v4 ? l3b + 12 : l3b + 8;
-  const n = v4 ? 8 : 32;
-  for (let i = 0; i < n; i++) if (u8[a + i] !== u8[b + i]) return false;
-  for (let i = 0; i < 4; i++) if (u8[l4a + i] !== u8[l4b + i]) return false;
-  return true;
 }
 
 new TcpWorker().run();

@@ -61,6 +61,7 @@ import {
 import { EpollType, packRef } from '../../shared/epollRef';
 import { log } from '../../shared/log';
 import type { TapOut } from '../l4/tapOut';
+import { GuestBatch } from '../l4/tapIn';
 import { MAX_FRAME } from '../../shared/frameKinds';
 
 /** The syscalls the UDP worker uses (the real addon, or a fake in unit tests). */
@@ -187,6 +188,8 @@ export class UdpCore {
   readonly listeners: (Listener | null)[] = [];
   private readonly listenerSlots = new Map<number, number>();
 
+  /** The batch of guest frames being handled (tap.ts), over the input ring. */
+  readonly tapBatch: GuestBatch;
   /** Scratch addresses (16-byte inany) for handlers. */
   readonly a16 = new Uint8Array(16);
   readonly b16 = new Uint8Array(16);
@@ -204,6 +207,7 @@ export class UdpCore {
     this.cfg = o.cfg;
     this.guest = o.guest;
     this.input = o.input;
+    this.tapBatch = new GuestBatch(o.input.u8);
     this.out = o.out;
     this.sys = o.sys;
     this.epfd = o.epfd;
