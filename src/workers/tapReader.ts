@@ -9,9 +9,10 @@
  *   last batch: the bulk protocol is never copied in user space): one
  *   native call reads frame after frame, packed as ring records, until
  *   EAGAIN, the batch limit, or the contiguous free space runs out.
- *   (passt's stream socket goes through StreamReader, which reassembles
- *   length-prefixed frames, reading large ones straight into their
- *   records, and always fills the TCP ring.)
+ *   The read goes through the back end's receive half (link/link.ts
+ *   LinkReceiver): one read() per frame on the tap; on passt's stream
+ *   socket StreamReader reassembles length-prefixed frames, reading large
+ *   ones straight into their records, and always fills the TCP ring.
  * - Each frame is parsed once (FrameViews) and handled in place:
  *   - every frame goes to pcap (before validation) and feeds the learning
  *     rules (guest MAC, seen addresses: SPEC §2.4/§2.5);
@@ -35,7 +36,7 @@
 import type { ControlMsg, RingOut, TapRxInit, WorkerMsg } from '../shared/messages';
 import { FrameRing } from '../shared/ring/frameRing';
 import { Waker } from '../shared/ring/waker';
-import { native, E } from '../shared/native';
+import { E } from '../shared/native';
 import { EPOLLIN, EPOLLRDHUP, EPOLLHUP, EPOLLERR } from '../shared/linux';
 import { EpollType, packRef, refType } from '../shared/epollRef';
 import { Stats } from '../shared/stats';
@@ -53,8 +54,8 @@ import { noteGuestFrame } from '../shared/services/learn';
 import { ndpUnsolicitedRa, raIntervalMs } from '../shared/services/ndp';
 import { flowHash } from '../shared/flow/hash';
 import { IP4_LEN, IP6_LEN } from '../shared/wire/bytes';
-import { StreamReader } from './link/streamReader';
-import { REC_KIND, RING_REC_HDR, nextRecord, recordData, recordHeader } from '../shared/ring/layout';
+import { linkReceiver, LinkReceiver } from './link/link';
+import { REC_KIND, nextRecord, recordData, recordHeader } from '../shared/ring/layout';
 
 /** Frames per native read call. */
 const BATCH = 64;
@@ -99,8 +100,8 @@ export class TapReader {
   /**
    * The ring the next batch is read into: the one that kept most frames of
    * the last batch, so bulk traffic of either protocol is never copied in
-   * user space (passt's stream reader always uses the TCP ring: it may park
-   * a partial frame there).
+   * user space (a receiver that keeps state in the ring, passt's stream
+   * reader, always uses the TCP ring: it may park a partial frame there).
    */
   private target: Out;
   private lastTcp = 0;
@@ -110,7 +111,8 @@ export class TapReader {
   private readonly stats: Stats<'tapRx'>;
   private readonly pcap: PcapWriter | null;
   private readonly lens = new Int32Array(BATCH + 1);
-  private readonly stream: StreamReader | null;
+  /** The back end's receive half (link/link.ts). */
+  private readonly rx: LinkReceiver;
   /** The tap may have more to read (level-triggered EPOLLIN seen, no EAGAIN since). */
   private readable = true;
   /** Waiting for the TCP ring to release space. */
@@ -134,7 +136,7 @@ export class TapReader {
     this.guest = new GuestState(i.guestState);
     this.ctx = serviceContextFromConfig(i.cfg, Date.now());
     this.shareGuestState(i.guest.mac);
-    this.stream = i.backend === 'stream' ? new StreamReader(this.maxRead) : null;
+    this.rx = linkReceiver(i.backend, this.maxRead);
     if (this.tapfd >= 0) this.watchTap();
   }
 
@@ -172,7 +174,7 @@ export class TapReader {
     if (msg.type === 'tap') {
       if (this.tapfd >= 0) this.host.del(this.tapfd);
       this.tapfd = msg.fd;
-      this.stream?.reset();
+      this.rx.reset();
       if (this.tapfd >= 0) this.watchTap();
       else this.readable = false;
       this.host.post({ type: 'tapAck', seq: msg.seq, stage: 'tapRx' });
@@ -185,13 +187,13 @@ export class TapReader {
     if (events & EPOLLIN) this.readable = true;
     else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
       // without EPOLLIN nothing is left to read: the peer is gone
-      this.tapFailed(this.stream ? 'client hang-up' : 'hang-up on tap');
+      this.tapFailed(this.rx.hangUp);
     }
   }
 
   private tapFailed(reason: string): void {
     if (this.tapfd < 0) return;
-    if (this.init.backend === 'tap') {
+    if (this.rx.lost === 'fatal') {
       this.host.post({ type: 'fatal', message: `${reason}` });
       this.host.stop();
       this.readable = false;
@@ -202,7 +204,7 @@ export class TapReader {
     this.host.del(fd);
     this.tapfd = -1;
     this.readable = false;
-    this.stream?.reset();
+    this.rx.reset();
     this.host.post({ type: 'tapGone', fd, reason });
   }
 
@@ -241,7 +243,7 @@ export class TapReader {
   work(now: number): boolean {
     this.raTimer(now);
     if (this.tapfd < 0 || !this.readable) return false;
-    if (!this.blocked && !this.stream) this.target = this.lastUdp > this.lastTcp ? this.udp : this.tcp[0];
+    if (!this.blocked && !this.rx.keepsRing) this.target = this.lastUdp > this.lastTcp ? this.udp : this.tcp[0];
     const out = this.target;
     const ring = out.ring;
     const dataOff = ring.beginWrite(this.maxRead);
@@ -255,12 +257,7 @@ export class TapReader {
     this.blocked = false;
     const space = ring.contiguousFree();
     const first = recordHeader(dataOff);
-    let n: number;
-    if (this.stream) {
-      n = this.stream.read(this.tapfd, ring, first, space, this.lens, BATCH, this.maxRead);
-    } else {
-      n = native.readFrames(this.tapfd, ring.u8, first, space, RING_REC_HDR, this.lens, BATCH, this.maxRead);
-    }
+    const n = this.rx.read(this.tapfd, ring, first, space, this.lens, BATCH, this.maxRead);
     const status = this.lens[n];
     if (n > 0) this.stats.add('batches');
     let pos = first;
@@ -277,19 +274,16 @@ export class TapReader {
       }
       pos = nextRecord(pos, len);
     }
-    if (kept > 0 || this.stream) out.dirty = n > 0;
+    if (kept > 0 || this.rx.keepsRing) out.dirty = n > 0;
     // nothing stayed for this ring's worker: reuse the space instead of waking it
     // to pass over SKIP records (the stream reader may park a partial frame
     // behind these records, so passt always publishes)
     else if (n > 0) ring.rollback();
     if (status < 0 && status !== -E.EAGAIN) {
       this.readFailed(status);
-    } else if (this.stream) {
-      // more without a new EPOLLIN: the socket was not drained, or whole frames are buffered
-      this.readable = this.stream.pending;
     } else {
-      // status 0: EAGAIN, the batch limit, or the contiguous space ran out
-      this.readable = n === BATCH || space - (pos - first) < RING_REC_HDR + this.maxRead;
+      // status 0: EAGAIN, the batch limit, or the space ran out (the receiver knows which)
+      this.readable = this.rx.more(n, BATCH, space, pos - first, this.maxRead);
     }
     this.flushAll();
     return this.readable;
@@ -297,14 +291,8 @@ export class TapReader {
 
   /** A read stopped on an error status (-errno, -ENODATA for EOF, -EPROTO for a bad length). */
   private readFailed(status: number): void {
-    if (status === -E.ENODATA) {
-      this.tapFailed(this.stream ? (this.stream.midFrame ? 'client closed the connection in the middle of a frame' : 'client closed the connection') : 'EOF on tap');
-    } else if (status === -E.EPROTO) {
-      this.tapFailed(this.stream?.error ?? 'bad frame length');
-    } else {
-      this.stats.add('readErrors');
-      this.tapFailed(`${this.stream ? 'receive error on client connection' : 'read error on tap'}: ${native.strerror(-status)}`);
-    }
+    if (status !== -E.ENODATA && status !== -E.EPROTO) this.stats.add('readErrors');
+    this.tapFailed(this.rx.failure(status));
   }
 
   /** Publishes every ring written to and wakes its consumer. */

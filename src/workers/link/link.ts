@@ -20,9 +20,10 @@
  *   every frame that left completely to the pcap file (SPEC §1.7: without
  *   the virtio-net header). Nothing else between the workers and the
  *   guest's descriptor knows about framing, pcap or the descriptor.
- * - Frames from the guest take the mirror path in tap-RX (tapReader.ts):
- *   `native.readFrames` on the tap, StreamReader (streamReader.ts) on
- *   passt's socket, both packing frames as ring records the same way.
+ * - Frames from the guest take the mirror path: tap-RX (tapReader.ts)
+ *   reads through the back end's receive half (`LinkReceiver`: the tap's
+ *   one read() per frame, StreamReader on passt's socket), which packs
+ *   frames straight into ring records as native.readFrames does.
  *
  * Back ends (`LinkBackend`): tapBackend.ts (one write() per frame on the
  * tap) and streamBackend.ts (passt's qemu socket: 32-bit length prefixes,
@@ -44,14 +45,19 @@
  * - `failure()`: a vanished front end is 'gone' (the gate's FD is then the
  *   vhost-user connection, changed with the same 'tap' control message as
  *   passt's client socket);
- * - the receive side pops the guest's transmit queue into tap-RX's ring in
- *   readFrames' packing, next to StreamReader.
- * Its `Backend` name goes into messages.ts and `linkBackend()` below.
+ * - its `LinkReceiver` pops the guest's transmit queue into tap-RX's ring
+ *   in readFrames' packing (a frame is never received in part, so
+ *   `keepsRing` is false), and tap-RX waits on that queue's kick eventfd;
+ *   more() says whether available descriptors are left.
+ * Its `Backend` name goes into messages.ts, `linkBackend()` and
+ * `linkReceiver()` below.
  */
 import type { Backend } from '../../shared/messages';
 import { PcapWriter } from '../../shared/pcapWriter';
+import type { FrameRing } from '../../shared/ring/frameRing';
 import { StreamBackend } from './streamBackend';
-import { TapBackend } from './tapBackend';
+import { StreamReader } from './streamReader';
+import { TapBackend, TapReceiver } from './tapBackend';
 
 /** What a failed send means for the link. */
 export type LinkFailure =
@@ -85,11 +91,56 @@ export interface LinkBackend {
   readonly waitEvents: number;
 }
 
+/** How frames from the guest are read: the receive half of a back end (tap-RX). */
+export interface LinkReceiver {
+  /**
+   * Reads frames from fd into ring records packed as native.readFrames
+   * does, the first record's header at recOff, within `space` free bytes,
+   * at most `max` frames of at most `maxRead` bytes. lens[i] gets frame i's
+   * length, lens[n] the stop status: 0 (nothing more for now, or out of
+   * space or batch), -ENODATA (the peer closed), -EPROTO (bad framing), or
+   * another -errno. Returns n.
+   */
+  read(fd: number, ring: FrameRing, recOff: number, space: number, lens: Int32Array, max: number,
+    maxRead: number): number;
+  /**
+   * State lives in the ring between reads (a frame received in part waits
+   * in its record): read into the same ring every time, and publish every
+   * batch (a rollback would lose it).
+   */
+  readonly keepsRing: boolean;
+  /**
+   * After read() returned n (with `used` of `space` bytes packed): more can
+   * be read without a new readiness event.
+   */
+  more(n: number, max: number, space: number, used: number, maxRead: number): boolean;
+  /** Forgets any frame in flight (a new descriptor). */
+  reset(): void;
+  /** The log line for a read that stopped on status (< 0, not EAGAIN). */
+  failure(status: number): string;
+  /** The log line for a hang-up without anything left to read. */
+  readonly hangUp: string;
+  /** Losing the descriptor: the end of the program (tap), or of a client that may come back (stream). */
+  readonly lost: LinkFailure;
+}
+
 /** The back end of a kind. */
 export function linkBackend(kind: Backend): LinkBackend {
   switch (kind) {
     case 'tap': return new TapBackend();
     case 'stream': return new StreamBackend();
+    default: {
+      const never: never = kind;
+      return never;
+    }
+  }
+}
+
+/** The receive half of a back end of a kind. */
+export function linkReceiver(kind: Backend, maxRead: number): LinkReceiver {
+  switch (kind) {
+    case 'tap': return new TapReceiver();
+    case 'stream': return new StreamReader(maxRead);
     default: {
       const never: never = kind;
       return never;

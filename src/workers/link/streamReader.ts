@@ -35,6 +35,7 @@ import { MSG_DONTWAIT } from '../../shared/linux';
 import type { FrameRing } from '../../shared/ring/frameRing';
 import { rd32 } from '../../shared/wire/bytes';
 import { REC_PREFIX_ROOM, nextRecord, recordData } from '../../shared/ring/layout';
+import type { LinkReceiver } from './link';
 
 const BUF = 4 << 20;
 /** An Ethernet header: anything shorter cannot be a frame. */
@@ -48,7 +49,11 @@ const LOOK = 4096;
 /** Small frames it takes, after a large one, to go back to bulk reads. */
 const LARGE_MEMORY = 64;
 
-export class StreamReader {
+export class StreamReader implements LinkReceiver {
+  /** A large frame received in part waits in its record (parked). */
+  readonly keepsRing = true;
+  readonly hangUp = 'client hang-up';
+  readonly lost = 'gone';
   private readonly buf = new Uint8Array(BUF);
   private readonly dv = new DataView(this.buf.buffer);
   private start = 0;
@@ -94,6 +99,19 @@ export class StreamReader {
   /** Bytes of an incomplete frame are buffered (the client left mid-frame if EOF follows). */
   get midFrame(): boolean {
     return this.end > this.start || this.parkLen > 0;
+  }
+
+  /** More without a new EPOLLIN: the socket was not drained, or whole frames are buffered. */
+  more(_n: number, _max: number, _space: number, _used: number, _maxRead: number): boolean {
+    return this.pending;
+  }
+
+  failure(status: number): string {
+    if (status === -E.ENODATA) {
+      return this.midFrame ? 'client closed the connection in the middle of a frame' : 'client closed the connection';
+    }
+    if (status === -E.EPROTO) return this.error ?? 'bad frame length';
+    return `receive error on client connection: ${native.strerror(-status)}`;
   }
 
   /** True if the next read() can produce something without a new EPOLLIN. */

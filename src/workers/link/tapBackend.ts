@@ -1,11 +1,14 @@
 /**
- * The tap back end (pasta, SPEC.md §1.1): one write() per frame, many
- * frames per native call. The tap takes a frame whole or not at all, so
- * nothing is ever cut; a full queue (EAGAIN) means "wait for EPOLLOUT".
+ * The tap back end (pasta, SPEC.md §1.1): one write() per frame, and one
+ * read() per frame, many frames per native call. The tap takes and gives
+ * a frame whole or not at all, so nothing is ever cut; a full queue
+ * (EAGAIN) means "wait for EPOLLOUT".
  */
 import { native, E } from '../../shared/native';
 import { EPOLLOUT } from '../../shared/linux';
-import type { LinkBackend, LinkFailure } from './link';
+import type { FrameRing } from '../../shared/ring/frameRing';
+import { RING_REC_HDR } from '../../shared/ring/layout';
+import type { LinkBackend, LinkFailure, LinkReceiver } from './link';
 
 export class TapBackend implements LinkBackend {
   readonly partialBytes = 0;
@@ -30,5 +33,29 @@ export class TapBackend implements LinkBackend {
 
   waitFd(fd: number): number {
     return fd;
+  }
+}
+
+export class TapReceiver implements LinkReceiver {
+  readonly keepsRing = false;
+  readonly hangUp = 'hang-up on tap';
+  readonly lost = 'fatal';
+
+  read(fd: number, ring: FrameRing, recOff: number, space: number, lens: Int32Array, max: number,
+    maxRead: number): number {
+    return native.readFrames(fd, ring.u8, recOff, space, RING_REC_HDR, lens, max, maxRead);
+  }
+
+  /** Stopped on EAGAIN, unless the batch limit or the contiguous space ran out first. */
+  more(n: number, max: number, space: number, used: number, maxRead: number): boolean {
+    return n === max || space - used < RING_REC_HDR + maxRead;
+  }
+
+  reset(): void {}
+
+  failure(status: number): string {
+    if (status === -E.ENODATA) return 'EOF on tap';
+    if (status === -E.EPROTO) return 'bad frame length';
+    return `read error on tap: ${native.strerror(-status)}`;
   }
 }
