@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import * as fs from 'node:fs';
-import { TxGate, TX_GATE_FIELD } from '../../src/workers/link/txGate';
+import { TxGate } from '../../src/workers/link/txGate';
 import { DirectWriter } from '../../src/workers/link/directWriter';
 import { FrameRing } from '../../src/shared/ring/frameRing';
 import { Waker } from '../../src/shared/ring/waker';
@@ -27,9 +27,12 @@ test('gate: allocated with the guest descriptor and nothing half sent; one holde
   t.false(b.isFree());
   t.true(a.release(), 'tap-TX asked for the gate while it was held: the holder must ring it');
   t.true(b.isFree());
+  t.false(a.tryLock(), 'tap-TX asked first: L4 workers stay off the gate until it had it');
   t.true(b.tryAcquire());
   t.false(a.tryLock());
   t.false(b.release(), 'nobody asked: no ring');
+  t.true(a.tryLock(), 'after tap-TX had it, L4 workers may take it again');
+  t.false(a.release());
 });
 
 test('gate: tap-TX getting it at the second try leaves nobody a reason to ring', (t) => {
@@ -76,14 +79,15 @@ test('direct writer: unpublished frames leave framed and are rolled back; each i
   Waker.destroy(tapTx);
 });
 
-test('direct writer: never waits for the gate, and rings tap-TX if it asked for the gate meanwhile', (t) => {
+test('direct writer: never waits for the gate, and stays off it while tap-TX asked for it', (t) => {
   const [ours, peer] = socketPair();
   const sab = TxGate.allocate(ours);
   const tapTxGate = new TxGate(sab);
   const tapTxHandle = Waker.create();
   const tapTx = new Waker(tapTxHandle);
-  const w = new DirectWriter({ gate: sab, input: 1, backend: 'tap', pcapFd: -1 }, ringWith([60]), 0,
+  const writer = (len: number) => new DirectWriter({ gate: sab, input: 1, backend: 'tap', pcapFd: -1 }, ringWith([len]), 0,
     new Waker(tapTxHandle));
+  const w = writer(60);
   t.true(tapTxGate.tryAcquire());
   t.false(w.tryWrite(), 'the gate is held: the caller publishes instead');
   tapTxGate.release();
@@ -91,16 +95,18 @@ test('direct writer: never waits for the gate, and rings tap-TX if it asked for 
   t.true(w.tryWrite());
   t.true(tapTx.sleeping, 'nobody asked for the gate: tap-TX is not rung');
   t.is(readAvailable(peer).length, 60);
-  // tap-TX found the gate held and asked to be rung (WANTED), then slept
-  Atomics.store(new Int32Array(sab), TX_GATE_FIELD.WANTED, 1);
-  const w2 = new DirectWriter({ gate: sab, input: 1, backend: 'tap', pcapFd: -1 }, ringWith([40]), 0,
-    new Waker(tapTxHandle));
-  t.true(w2.tryWrite());
-  t.false(tapTx.sleeping, 'letting go of the gate rang tap-TX');
-  t.is(tapTx.wakes, 1);
+  // an L4 worker holds the gate while tap-TX asks for it
+  const other = new TxGate(sab);
+  t.true(other.tryLock());
+  t.false(tapTxGate.tryAcquire());
+  t.true(other.release(), 'the holder is told to ring tap-TX');
+  const w2 = writer(30);
+  t.false(w2.tryWrite(), 'tap-TX asked: L4 workers publish instead, tap-TX goes first');
+  t.is(readAvailable(peer).length, 0);
   t.true(tapTxGate.tryAcquire());
-  t.false(tapTxGate.release(), 'the request was taken with the ring');
-  t.is(readAvailable(peer).length, 40);
+  t.false(tapTxGate.release(), 'tap-TX had it: the request is gone');
+  t.true(w2.tryWrite());
+  t.is(readAvailable(peer).length, 30);
   native.close(ours);
   native.close(peer);
   Waker.destroy(tapTxHandle);

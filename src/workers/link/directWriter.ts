@@ -7,8 +7,9 @@
  * - Only while tap-TX holds nothing of this worker's ring (every record
  *   published so far has been released: `consumerCaughtUp()`), so no frame
  *   of its flows is queued and the guest still sees them in order; only
- *   with the gate (never waiting for it), a guest descriptor, and no frame
- *   left half sent on passt's stream.
+ *   with the gate (never waiting for it, and never while tap-TX asked for
+ *   it: txGate.ts), a guest descriptor, and no frame left half sent on
+ *   passt's stream.
  * - The frames are the ring's unpublished records (`unpublished()`). All
  *   of them left: the records are rolled back, as if never written, and
  *   tap-TX is not woken. Otherwise the caller publishes them, having had

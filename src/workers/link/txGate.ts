@@ -11,14 +11,17 @@
  *   directTx.ts). Whoever writes holds LOCK; at most one thread writes the
  *   guest's descriptor at any time.
  * - Nobody ever waits for the gate on the data path (DESIGN.md: wait and
- *   notify only off it). `tryAcquire()` is one compare-and-swap 0 → 1:
- *   - an L4 worker that does not get it publishes its frames instead, for
- *     tap-TX to write;
- *   - tap-TX that does not get it stores WANTED = 1, tries once more, and
- *     if the gate is still held it goes on with other work or sleeps in
- *     its epoll set, re-checking `isFree()` after it said it sleeps;
- *   - `release()` stores LOCK = 0, then takes WANTED (1 → 0): when it was
- *     set, the releasing L4 worker rings tap-TX's waker.
+ *   notify only off it). Taking it is one compare-and-swap of LOCK 0 → 1:
+ *   - an L4 worker that does not get it (`tryLock()`) publishes its frames
+ *     instead, for tap-TX to write. It does not even try while WANTED is
+ *     set: tap-TX asked for the gate, and goes first (so a busy L4 worker
+ *     cannot starve the frames queued in tap-TX);
+ *   - tap-TX that does not get it (`tryAcquire()`) stores WANTED = 1 and
+ *     tries once more; if the gate is still held it goes on with other
+ *     work or sleeps in its epoll set, re-checking `isFree()` after it said
+ *     it sleeps. WANTED stays set until tap-TX holds the gate;
+ *   - `release()` stores LOCK = 0, then loads WANTED: when set, the
+ *     releasing L4 worker rings tap-TX's waker.
  *   No wake-up is lost, by Dekker's argument (as for a ring's WAITING flag,
  *   frameRing.ts/waker.ts): tap-TX stores WANTED, then loads LOCK; the
  *   holder stores LOCK, then loads WANTED — all seq-cst, so either tap-TX's
@@ -56,20 +59,24 @@ export class TxGate {
     return sab;
   }
 
-  /** L4 workers: takes the gate if it is free (never waits). */
+  /** L4 workers: takes the gate if it is free and tap-TX did not ask for it (never waits). */
   tryLock(): boolean {
+    if (Atomics.load(this.i32, F.WANTED) !== 0) return false;
     return Atomics.compareExchange(this.i32, F.LOCK, 0, 1) === 0;
   }
 
   /**
    * tap-TX: takes the gate if it is free; else asks the holder to ring
-   * tap-TX when it lets go, and tries once more (never waits).
+   * tap-TX when it lets go (and the L4 workers to stay off), and tries once
+   * more (never waits).
    */
   tryAcquire(): boolean {
-    if (Atomics.compareExchange(this.i32, F.LOCK, 0, 1) === 0) return true;
-    Atomics.store(this.i32, F.WANTED, 1);
-    if (Atomics.compareExchange(this.i32, F.LOCK, 0, 1) !== 0) return false;
-    Atomics.store(this.i32, F.WANTED, 0); // got it after all: nobody need ring
+    if (Atomics.compareExchange(this.i32, F.LOCK, 0, 1) !== 0) {
+      Atomics.store(this.i32, F.WANTED, 1);
+      if (Atomics.compareExchange(this.i32, F.LOCK, 0, 1) !== 0) return false;
+    }
+    // ours: the L4 workers may take it again after us
+    if (Atomics.load(this.i32, F.WANTED) !== 0) Atomics.store(this.i32, F.WANTED, 0);
     return true;
   }
 
@@ -80,14 +87,12 @@ export class TxGate {
 
   /**
    * Lets go of the gate.
-   * @returns true when tap-TX asked for it meanwhile (the flag is now
-   *   cleared): an L4 worker then rings tap-TX's waker
+   * @returns true when tap-TX asked for it meanwhile: an L4 worker then
+   *   rings tap-TX's waker
    */
   release(): boolean {
     Atomics.store(this.i32, F.LOCK, 0);
-    // load first: almost always 0, and then no locked RMW is paid
-    if (Atomics.load(this.i32, F.WANTED) === 0) return false;
-    return Atomics.compareExchange(this.i32, F.WANTED, 1, 0) === 1;
+    return Atomics.load(this.i32, F.WANTED) !== 0;
   }
 
   /** The guest descriptor (read or set under the gate). */
