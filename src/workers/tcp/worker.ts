@@ -8,13 +8,18 @@
  *   before handling the ring: read, handle, write to the socket and ACK in
  *   one thread)
  *   (kinds TCP4/TCP6, offsets in meta1, L4 length in meta2). Consecutive
- *   frames of one 4-tuple form a batch handled at once (tap.ts), straight
- *   from the ring: payloads are written to sockets from there, and the
- *   space is released after each batch.
+ *   frames of one 4-tuple form a batch (l4/tapIn.ts, the shape the UDP
+ *   worker takes too) handled at once (tap.ts), straight from the ring:
+ *   payloads are written to sockets from there, and the space is released
+ *   after each batch.
  * - Output: frames to the guest, built in the ring towards tap-TX (TapOut);
- *   socket data is peeked straight into it (sock.ts). A full ring is
+ *   socket data is peeked straight into it (sock.ts). TapOut hands them to
+ *   the guest link (link/), written by this thread or by tap-TX as the
+ *   configuration places it; the worker never sees how. A full ring is
  *   back-pressure: connections that could not send wait in a list and are
  *   served when tap-TX releases space (it rings our waker).
+ * - Test hooks (cfg.tuning.tcpDrop) are chosen here at start-up
+ *   (testDrop.ts): without them, nothing of them is on the data path.
  * - Events: socket readiness (sock.ts), accepted connections on forwarded
  *   ports (listeners.ts: each goes over the tap — connFromSock — or to the
  *   splice path, spliceApi.ts decides), and the timer pass (timer.ts) once
@@ -23,7 +28,7 @@
  * - Latency: right after a small exchange (less than a full segment either
  *   way, over the tap or spliced: request/response traffic, not bulk) the
  *   worker polls its epoll set
- *   (timeout 0) for up to 100 µs before sleeping, so that a quick answer
+ *   (timeout 0) for up to 100 µs (cfg.tuning.spinUs) before sleeping, so that a quick answer
  *   from a host peer, or the guest's next segment, costs no wake-up; after
  *   eight fruitless polling periods it stops for a second (sparse traffic
  *   would only burn CPU).

@@ -4,10 +4,12 @@
  *
  * Theory of operation
  * - Inputs: the ring from tap-RX (guest UDP datagrams and echo requests,
- *   tap.ts), readiness of its sockets in its epoll set (sock.ts, icmp.ts),
+ *   in batches of one 4-tuple, l4/tapIn.ts; tap.ts), readiness of its sockets in its epoll set (sock.ts, icmp.ts),
  *   and control messages from main ('listen'/'unlisten' hand over and take
  *   back forwarded-port sockets). Output: frames to the guest in its ring
- *   towards tap-TX (TapOut), published once per loop iteration.
+ *   towards tap-TX (TapOut), handed to the guest link once per loop
+ *   iteration (written by this thread while tap-TX holds nothing of it,
+ *   else published: link/directWriter.ts).
  * - One iteration (loop.ts): drain the input ring within a budget (payloads
  *   are sent before the space is released), run the timer pass (core.ts:
  *   flow expiry, once per second), publish frames, release input space;
