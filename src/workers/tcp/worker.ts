@@ -27,9 +27,9 @@
  *   iteration.
  * - Latency: right after a small exchange (less than a full segment either
  *   way, over the tap or spliced: request/response traffic, not bulk) the
- *   worker polls its epoll set
- *   (timeout 0) for up to 100 µs (cfg.tuning.spinUs) before sleeping, so that a quick answer
- *   from a host peer, or the guest's next segment, costs no wake-up; after
+ *   worker polls its epoll set (timeout 0) for up to 100 µs
+ *   (cfg.tuning.spinUs) before sleeping, so that a quick answer from a
+ *   host peer, or the guest's next segment, costs no wake-up; after
  *   eight fruitless polling periods it stops for a second (sparse traffic
  *   would only burn CPU).
  * - Quitting: the worker keeps running while connections may still carry
