@@ -14,10 +14,10 @@
  *   qemu busy on one core of two, each hand-off was a wake-up and a task
  *   switch: guest → host cost 1.6 CPU-s/GB with a tap-RX worker (the C
  *   passt: 0.6). pasta keeps tap-RX in a thread of its own, where reading
- *   the tap in parallel with the TCP worker measured faster.
- *   The configuration chooses (cfg.tuning.inlineRx, conf.ts). The rings keep their
- *   roles; a ring whose producer and consumer share a thread wakes nobody
- *   (its waker is that thread's, never asleep while it works).
+ *   the tap in parallel with the TCP worker measured faster. The
+ *   configuration chooses (cfg.tuning.inlineRx, conf.ts). The rings keep
+ *   their roles; a ring whose producer and consumer share a thread wakes
+ *   nobody (its waker is that thread's, never asleep while it works).
  * - Control goes to a worker as a message on its port plus a ring of its
  *   waker (it is blocked in epoll_wait and drains the port by hand).
  * - A worker that throws, exits unexpectedly or reports 'fatal' ends the

@@ -78,8 +78,6 @@ export const IPPROTO_ICMPV6 = 58;
 
 /** SPEC §7: flows per table. */
 export const FLOW_CAPACITY = 131071;
-/** SPEC §5.1, §6. */
-export { UDP_TIMEOUT_MS, PING_TIMEOUT_MS };
 /** The timer pass runs at most this often. */
 export const SCAN_INTERVAL_MS = 1000;
 /** Datagrams per recvmmsg()/sendmmsg() call. */
