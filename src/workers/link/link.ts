@@ -32,7 +32,12 @@
  * `vhostUserBackend.ts`, implementing the same interface:
  * - the guest memory regions (VHOST_USER_SET_MEM_TABLE) are mapped by the
  *   addon and seen as external ArrayBuffers; the virtqueues' descriptor,
- *   available and used rings are views over them;
+ *   available and used rings are views over them. An external
+ *   ArrayBuffer belongs to one thread, so every writer (tap-TX, each
+ *   direct writer) asks the addon for its own over the same mapping; the
+ *   gate already makes it the only one touching the receive queue while
+ *   it sends, and the queue's positions (last available index seen, used
+ *   index) live in shared memory next to the gate, not in the writer;
  * - `send()` takes an available descriptor chain of the guest's receive
  *   queue per frame, copies the virtio-net header and frame into it
  *   (merging buffers as negotiated), publishes the used entries with the
@@ -47,8 +52,9 @@
  *   passt's client socket);
  * - its `LinkReceiver` pops the guest's transmit queue into tap-RX's ring
  *   in readFrames' packing (a frame is never received in part, so
- *   `keepsRing` is false), and tap-RX waits on that queue's kick eventfd;
- *   more() says whether available descriptors are left.
+ *   `keepsRing` is false), and tap-RX watches that queue's kick eventfd
+ *   instead of the descriptor (LinkReceiver grows a waitFd() then, as
+ *   LinkBackend has); more() says whether available descriptors are left.
  * Its `Backend` name goes into messages.ts, `linkBackend()` and
  * `linkReceiver()` below.
  */
