@@ -5,6 +5,8 @@
  */
 import test from 'ava';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { TxGate } from '../../src/workers/link/txGate';
 import { DirectWriter } from '../../src/workers/link/directWriter';
 import { FrameRing } from '../../src/shared/ring/frameRing';
@@ -12,7 +14,9 @@ import { Waker } from '../../src/shared/ring/waker';
 import { openPcap } from '../../src/shared/pcapWriter';
 import { PCAP_GLOBAL_HEADER_LEN, PCAP_RECORD_HEADER_LEN } from '../../src/shared/pcap';
 import { native } from '../../src/shared/native';
+import { EPOLL_CTL_ADD, EPOLLIN } from '../../src/shared/linux';
 import { socketPair, readAvailable } from '../helpers/socketpair';
+import type { GateJob } from './_gateWorker';
 import { tmpPath } from '../helpers/env';
 
 test('gate: allocated with the guest descriptor and nothing half sent; one holder at a time', (t) => {
@@ -110,4 +114,48 @@ test('direct writer: never waits for the gate, and stays off it while tap-TX ask
   native.close(ours);
   native.close(peer);
   Waker.destroy(tapTxHandle);
+});
+
+test('gate across threads: tap-TX asking while an L4 worker writes is always rung (no lost wake-up)', async (t) => {
+  t.timeout(30000);
+  const sab = TxGate.allocate(-1);
+  const gate = new TxGate(sab);
+  const handle = Waker.create();
+  const me = new Waker(handle);
+  const stop = new SharedArrayBuffer(4);
+  const epfd = native.epollCreate();
+  t.true(native.epollCtl(epfd, EPOLL_CTL_ADD, handle.fd, EPOLLIN, 1) === 0);
+  const job: GateJob = { gate: sab, tapTx: handle, stop };
+  const w = new Worker(path.join(__dirname, '_gateWorker.js'), { workerData: job });
+  const done = new Promise<{ holds: number; rings: number }>((r) => w.once('message', r));
+  const events = new Int32Array(2);
+  let acquired = 0;
+  let slept = 0;
+  let lost = 0;
+  const end = Date.now() + 1500;
+  while (Date.now() < end) {
+    // tap-TX's loop (tapTx.ts): try, and if an L4 worker holds the gate, sleep until rung
+    if (gate.tryAcquire()) {
+      acquired++;
+      gate.release();
+      continue;
+    }
+    me.prepareSleep();
+    if (gate.isFree()) {
+      me.cancelSleep();
+      continue;
+    }
+    slept++;
+    // with the holder letting go within microseconds, waiting a second means nobody rang
+    if (native.epollWait(epfd, events, 1, 1000) === 0) lost++;
+    me.wokeUp();
+  }
+  Atomics.store(new Int32Array(stop), 0, 1);
+  const l4 = await done;
+  await w.terminate();
+  native.close(epfd);
+  Waker.destroy(handle);
+  t.is(lost, 0, `${lost} lost wake-ups in ${slept} sleeps`);
+  t.true(acquired > 0 && l4.holds > 0, `tap-TX held the gate ${acquired} times, the L4 worker ${l4.holds} times`);
+  t.log(`tap-TX: ${acquired} holds, ${slept} sleeps; L4 worker: ${l4.holds} holds, ${l4.rings} rings`);
 });
