@@ -20,7 +20,7 @@ export type LogTarget =
   | { kind: 'syslog'; name: string }
   | { kind: 'pipe'; fd: number };
 
-/** How frames reach the guest. */
+/** How frames reach the guest: one back end per kind (workers/link/link.ts). */
 export type Backend = 'tap' | 'stream';
 
 /** State pasta learnt from the namespace before the workers start. */
