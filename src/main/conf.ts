@@ -11,7 +11,8 @@
  */
 import * as ipaddr from 'ipaddr.js';
 import { resolve as resolvePath } from 'node:path';
-import type { Config, ForwardSpec, LogLevel, Mode } from '../shared/config';
+import { PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../shared/config';
+import type { Config, ForwardSpec, LogLevel, Mode, Tuning } from '../shared/config';
 import { PasstError } from '../shared/errors';
 import { parseArgs, foreignRule } from './cli';
 import { parseForwardOption, readEphemeralRange } from './portSpec';
@@ -427,7 +428,7 @@ export interface HostState {
 }
 
 /** Applies the addressing model (SPEC §2) to validated options and the host's state. */
-export function resolveConfig(o: Options, host: HostState): Config {
+export function resolveConfig(o: Options, host: HostState, env: NodeJS.ProcessEnv = process.env): Config {
   const warnings = o.warnings;
   const want4 = !o.only6;
   const want6 = !o.only4;
@@ -585,6 +586,54 @@ export function resolveConfig(o: Options, host: HostState): Config {
     hostLoToNsLo: o.hostLoToNsLo,
     targetPid: o.targetPid,
     command: o.command,
+    tuning: tuningFor(o.mode, env, warnings),
   };
   return cfg;
+}
+
+// ------------------------------------------------------------------ tuning
+
+/**
+ * Placement and switches for a mode: one default each (perf/README.md
+ * "Design experiments"), then the environment overrides of the README,
+ * read here once. A value that does not parse is ignored with a warning.
+ */
+export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[] = []): Tuning {
+  const passt = mode === 'passt';
+  const flag = (k: string): boolean | undefined => {
+    const v = env[k];
+    if (v === undefined || v === '') return undefined;
+    if (v === '0' || v === '1') return v === '1';
+    warnings.push(`ignoring ${k}=${v}: not 0 or 1`);
+    return undefined;
+  };
+  const num = (k: string, min: number, max: number): number | undefined => {
+    const v = env[k];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (Number.isInteger(n) && n >= min && n <= max) return n;
+    warnings.push(`ignoring ${k}=${v}: not an integer in ${min}..${max}`);
+    return undefined;
+  };
+  const every = (spec: string, key: string): number => {
+    const m = new RegExp(`(?:^|,)${key}=(\\d+)(?:,|$)`).exec(spec);
+    return m ? Number(m[1]) : 0;
+  };
+  const drop = env.PASST_TS_TCP_DROP ?? '';
+  if (drop !== '' && !/^(?:(?:to|from)=\d+)(?:,(?:to|from)=\d+)?$/.test(drop))
+    warnings.push(`ignoring parts of PASST_TS_TCP_DROP=${drop}: expected "to=N,from=M"`);
+  // direct writes: on where measured faster (both L4 workers in passt, the
+  // UDP worker in pasta); PASST_TS_DIRECT_TX=0 turns them all off
+  const direct = flag('PASST_TS_DIRECT_TX') ?? true;
+  return {
+    inlineRx: flag('PASST_TS_INLINE_RX') ?? passt,
+    directTx: { tcp: direct && passt, udp: direct },
+    spinUs: num('PASST_TS_SPIN_US', 0, 1_000_000) ?? 100,
+    offload: flag('PASST_TS_OFFLOAD') ?? true,
+    ringDebug: flag('PASST_RING_DEBUG') ?? false,
+    tcpDrop: { toGuest: every(drop, 'to'), fromGuest: every(drop, 'from') },
+    udpTimeoutMs: num('PASST_TS_UDP_TIMEOUT_MS', 1, UDP_TIMEOUT_MS) ?? UDP_TIMEOUT_MS,
+    pingTimeoutMs: num('PASST_TS_PING_TIMEOUT_MS', 1, PING_TIMEOUT_MS) ?? PING_TIMEOUT_MS,
+    udpBatch: num('PASST_TS_UDP_BATCH', 1, UDP_BATCH_MAX) ?? UDP_BATCH,
+  };
 }

@@ -170,17 +170,6 @@ function spawnCommand(cfg: Config): Promise<Spawned> {
   });
 }
 
-/**
- * The tap's virtio-net header and offloads (DESIGN.md "Performance levers"):
- * on unless PASST_TS_OFFLOAD=0. With them the namespace hands us TSO
- * super-frames of up to 64 KiB and partial checksums even at MTU 1500, and
- * takes ours: the TCP worker sends GSO frames with checksum offload
- * (frames of every other stage carry a zeroed header: no offload).
- */
-function tapOffloadWanted(): boolean {
-  return process.env.PASST_TS_OFFLOAD !== '0';
-}
-
 /** Enables checksum and TSO offloads on a tap opened with IFF_VNET_HDR; returns the header size. */
 function tapOffload(tapfd: number): number {
   const r = native.ioctlInt(tapfd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
@@ -242,7 +231,12 @@ export async function runPasta(o: Options): Promise<void> {
 
   // tap device and namespace configuration
   const nameOut = new Uint8Array(16);
-  const offload = tapOffloadWanted();
+  // the tap's virtio-net header and offloads (DESIGN.md "Performance
+  // levers"): with them the namespace hands us TSO super-frames of up to
+  // 64 KiB and partial checksums even at MTU 1500, and takes ours: the TCP
+  // worker sends GSO frames with checksum offload (frames of every other
+  // stage carry a zeroed header: no offload)
+  const offload = cfg.tuning.offload;
   const tapfd = native.nsTun(nsfd, cfg.nsIfname, IFF_TAP | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0), nameOut);
   if (tapfd < 0) throw new PasstError('PASST_ERR_TAP', `Failed to open tap device ${cfg.nsIfname} in namespace: ${native.strerror(-tapfd)}`);
   const vnetLen = offload ? tapOffload(tapfd) : 0;

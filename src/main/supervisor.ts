@@ -14,10 +14,10 @@
  *   qemu busy on one core of two, each hand-off was a wake-up and a task
  *   switch: guest → host cost 1.6 CPU-s/GB with a tap-RX worker (the C
  *   passt: 0.6). pasta keeps tap-RX in a thread of its own, where reading
- *   the tap in parallel with the TCP worker measured faster.
- *   PASST_TS_INLINE_RX=0/1 overrides either default. The rings keep their
- *   roles; a ring whose producer and consumer share a thread wakes nobody
- *   (its waker is that thread's, never asleep while it works).
+ *   the tap in parallel with the TCP worker measured faster. The
+ *   configuration chooses (cfg.tuning.inlineRx, conf.ts). The rings keep
+ *   their roles; a ring whose producer and consumer share a thread wakes
+ *   nobody (its waker is that thread's, never asleep while it works).
  * - Control goes to a worker as a message on its port plus a ring of its
  *   waker (it is blocked in epoll_wait and drains the port by hand).
  * - A worker that throws, exits unexpectedly or reports 'fatal' ends the
@@ -35,7 +35,7 @@ import type {
 import { FrameRing } from '../shared/ring/frameRing';
 import { Waker, WakerHandle } from '../shared/ring/waker';
 import { GuestState } from '../shared/guestState';
-import { TxGate } from '../shared/txGate';
+import { TxGate } from '../workers/link/txGate';
 import { Stats, Role } from '../shared/stats';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
@@ -108,8 +108,7 @@ export class Supervisor {
   onFlows: (worker: string, m: FlowsAnswer) => void = () => {};
 
   async start(o: PipelineOptions): Promise<void> {
-    const inline = process.env.PASST_TS_INLINE_RX;
-    const inlineRx = o.backend === 'stream' ? inline !== '0' : inline === '1';
+    const { inlineRx, directTx } = o.cfg.tuning;
     const tcpWakers = Array.from({ length: o.tcpShards }, () => Waker.create());
     const wakers = {
       // the tap-RX stage's waker: its own worker's, or TCP worker 0's
@@ -130,18 +129,14 @@ export class Supervisor {
     const tcpTx = wakers.tcp.map((w, i) => pair(`tcp${i}→tap-tx`, RING.TCP_TO_TX, w, wakers.tapTx));
     const udpTx = pair('udp→tap-tx', RING.UDP_TO_TX, wakers.udp, wakers.tapTx);
     // tap-TX's inputs are [rxTx, udpTx, ...tcpTx]; L4 workers may write to the
-    // guest themselves when tap-TX holds nothing of theirs (txGate.ts). On by
-    // default for passt's stream socket, and for pasta's UDP worker
-    // (udp_in_tap, 16000-byte datagrams: 8.7 vs 6.7 Gbit/s); off for pasta's
-    // TCP worker, whose ACKs would run the namespace's receive path in its
-    // own thread: tap-TX doing that in parallel measured faster (tcp_out_tap
-    // 8.4 vs 5.4 Gbit/s). PASST_TS_DIRECT_TX=0/1 turns all of it off/on.
-    const txGate = TxGate.allocate();
-    const direct = process.env.PASST_TS_DIRECT_TX;
-    const udpDirect = direct === undefined ? true : direct === '1';
-    const tcpDirect = direct === undefined ? o.backend === 'stream' : direct === '1';
-    if (udpDirect) udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
-    if (tcpDirect) tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
+    // guest themselves when tap-TX holds nothing of theirs (link/), where
+    // the configuration says so (conf.ts: the UDP worker always, the TCP
+    // worker in passt; in pasta its ACKs would run the namespace's receive
+    // path in its own thread, and tap-TX doing that in parallel measured
+    // faster: tcp_out_tap 8.4 vs 5.4 Gbit/s)
+    const txGate = TxGate.allocate(o.tapfd);
+    if (directTx.udp) udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
+    if (directTx.tcp) tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
 
     const common = (role: Role, waker: WakerHandle, shard = 0) => ({
       role, shard, cfg: o.cfg, logLevel: o.logLevel, logTarget: o.logTarget, waker,
@@ -166,7 +161,7 @@ export class Supervisor {
 
     if (inlineRx) tcps[0].inlineRx = rx;
     log.debug(inlineRx ? 'tap-RX runs in TCP worker 0' : 'tap-RX runs in a worker of its own');
-    this.spawn('tap-tx', 'tapTx.js', tx);
+    this.spawn('tap-tx', 'link/tapTx.js', tx);
     if (!inlineRx) this.spawn('tap-rx', 'tapRx.js', rx);
     tcps.forEach((t, i) => this.spawn(`tcp${i}`, 'tcp/worker.js', t));
     this.spawn('udp', 'udp/worker.js', udp);

@@ -97,6 +97,44 @@ export interface Ip6Config {
 
 export type LogLevel = 'error' | 'warning' | 'info' | 'debug' | 'trace';
 
+/** SPEC §5.1, §6: idle timeouts of UDP and ping flows (ms). */
+export const UDP_TIMEOUT_MS = 180_000;
+export const PING_TIMEOUT_MS = 60_000;
+/** Datagrams per recvmmsg()/sendmmsg() in the UDP worker: default and most. */
+export const UDP_BATCH = 32;
+export const UDP_BATCH_MAX = 64;
+
+/**
+ * Where the pipeline's stages run, and the switches tests and benchmarks
+ * turn (README "Environment variables for tests and benchmarks"). conf.ts
+ * chooses one default per mode (perf/README.md has the measurements) and
+ * applies the PASST_TS_* overrides, read there once; workers find it in
+ * their start-up data (cfg) and read no environment of their own.
+ */
+export interface Tuning {
+  /** The tap-RX stage runs inside TCP worker 0 (passt) instead of a worker of its own (pasta). */
+  inlineRx: boolean;
+  /**
+   * L4 workers that write their frames to the guest themselves while
+   * tap-TX holds none of theirs (link/directTx.ts). The TCP worker only in
+   * passt: in pasta, tap-TX writing its frames in parallel measured faster.
+   */
+  directTx: { tcp: boolean; udp: boolean };
+  /** How long the TCP worker polls instead of sleeping after small exchanges (µs; 0: never). */
+  spinUs: number;
+  /** pasta: the tap's virtio-net header with checksum and TSO offloads. */
+  offload: boolean;
+  /** FrameRing checks every call's contract (slow; for debugging the rings). */
+  ringDebug: boolean;
+  /** Test hook: lose every Nth TCP data frame towards / from the guest (0: off). */
+  tcpDrop: { toGuest: number; fromGuest: number };
+  /** Idle timeouts of UDP and ping flows (ms; SPEC §5.1, §6). */
+  udpTimeoutMs: number;
+  pingTimeoutMs: number;
+  /** Datagrams per recvmmsg()/sendmmsg() in the UDP worker. */
+  udpBatch: number;
+}
+
 export interface Config {
   mode: Mode;
   /** Program name used in messages ("pasta" or "passt"). */
@@ -180,4 +218,7 @@ export interface Config {
   targetPid: number;
   /** pasta: command to spawn, or null when attaching. */
   command: string[] | null;
+
+  /** Stage placement and test/benchmark switches. */
+  tuning: Tuning;
 }

@@ -20,7 +20,7 @@ export type LogTarget =
   | { kind: 'syslog'; name: string }
   | { kind: 'pipe'; fd: number };
 
-/** How frames reach the guest. */
+/** How frames reach the guest: one back end per kind (workers/link/link.ts). */
 export type Backend = 'tap' | 'stream';
 
 /** State pasta learnt from the namespace before the workers start. */
@@ -54,7 +54,7 @@ export interface RingIn {
 
 /**
  * Lets the producer of a ring towards tap-TX write its frames to the guest
- * itself when tap-TX holds nothing of it (txGate.ts).
+ * itself when tap-TX holds nothing of it (workers/link/directWriter.ts).
  */
 export interface DirectTx {
   /** The writer gate shared with tap-TX. */
@@ -96,7 +96,7 @@ export interface TapTxInit extends WorkerCommon {
   /** Inputs in priority order: link-service replies first. */
   inputs: RingIn[];
   pcapFd: number;
-  /** Writer gate shared with the L4 workers' direct writes (txGate.ts). */
+  /** Writer gate shared with the L4 workers' direct writes (workers/link/txGate.ts). */
   txGate: SharedArrayBuffer;
 }
 

@@ -24,6 +24,7 @@ import { native } from '../shared/native';
 import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLIN, EPOLLET } from '../shared/linux';
 import { EpollType, packRef, refType } from '../shared/epollRef';
 import { Waker } from '../shared/ring/waker';
+import { FrameRing } from '../shared/ring/frameRing';
 import type { ControlMsg, WorkerCommon, WorkerMsg, LogTarget } from '../shared/messages';
 import { log, LogSink } from '../shared/log';
 import { LogFileSink, SyslogSink } from '../shared/logSinks';
@@ -60,6 +61,7 @@ export abstract class WorkerLoop<I extends WorkerCommon = WorkerCommon> {
 
   constructor() {
     this.init = workerData as I;
+    FrameRing.debugDefault = this.init.cfg.tuning.ringDebug;
     log.configure({ level: this.init.logLevel, sink: sinkFor(this.init.logTarget), prefix: this.init.cfg.name,
       timestamps: this.init.logTarget.kind === 'fd' && this.init.logTarget.timestamps });
     this.epfd = native.epollCreate();

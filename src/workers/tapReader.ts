@@ -9,9 +9,10 @@
  *   last batch: the bulk protocol is never copied in user space): one
  *   native call reads frame after frame, packed as ring records, until
  *   EAGAIN, the batch limit, or the contiguous free space runs out.
- *   (passt's stream socket goes through StreamReader, which reassembles
- *   length-prefixed frames, reading large ones straight into their
- *   records, and always fills the TCP ring.)
+ *   The read goes through the back end's receive half (link/link.ts
+ *   LinkReceiver): one read() per frame on the tap; on passt's stream
+ *   socket StreamReader reassembles length-prefixed frames, reading large
+ *   ones straight into their records, and always fills the TCP ring.
  * - Each frame is parsed once (FrameViews) and handled in place:
  *   - every frame goes to pcap (before validation) and feeds the learning
  *     rules (guest MAC, seen addresses: SPEC §2.4/§2.5);
@@ -35,7 +36,7 @@
 import type { ControlMsg, RingOut, TapRxInit, WorkerMsg } from '../shared/messages';
 import { FrameRing } from '../shared/ring/frameRing';
 import { Waker } from '../shared/ring/waker';
-import { native, E } from '../shared/native';
+import { E } from '../shared/native';
 import { EPOLLIN, EPOLLRDHUP, EPOLLHUP, EPOLLERR } from '../shared/linux';
 import { EpollType, packRef, refType } from '../shared/epollRef';
 import { Stats } from '../shared/stats';
@@ -52,7 +53,9 @@ import { serviceContextFromConfig, ServiceContext } from '../shared/services/con
 import { noteGuestFrame } from '../shared/services/learn';
 import { ndpUnsolicitedRa, raIntervalMs } from '../shared/services/ndp';
 import { flowHash } from '../shared/flow/hash';
-import { StreamReader } from './streamReader';
+import { IP4_LEN, IP6_LEN } from '../shared/wire/bytes';
+import { linkReceiver, LinkReceiver } from './link/link';
+import { REC_KIND, nextRecord, recordData, recordHeader } from '../shared/ring/layout';
 
 /** Frames per native read call. */
 const BATCH = 64;
@@ -97,8 +100,8 @@ export class TapReader {
   /**
    * The ring the next batch is read into: the one that kept most frames of
    * the last batch, so bulk traffic of either protocol is never copied in
-   * user space (passt's stream reader always uses the TCP ring: it may park
-   * a partial frame there).
+   * user space (a receiver that keeps state in the ring, passt's stream
+   * reader, always uses the TCP ring: it may park a partial frame there).
    */
   private target: Out;
   private lastTcp = 0;
@@ -108,7 +111,8 @@ export class TapReader {
   private readonly stats: Stats<'tapRx'>;
   private readonly pcap: PcapWriter | null;
   private readonly lens = new Int32Array(BATCH + 1);
-  private readonly stream: StreamReader | null;
+  /** The back end's receive half (link/link.ts). */
+  private readonly rx: LinkReceiver;
   /** The tap may have more to read (level-triggered EPOLLIN seen, no EAGAIN since). */
   private readable = true;
   /** Waiting for the TCP ring to release space. */
@@ -132,7 +136,7 @@ export class TapReader {
     this.guest = new GuestState(i.guestState);
     this.ctx = serviceContextFromConfig(i.cfg, Date.now());
     this.shareGuestState(i.guest.mac);
-    this.stream = i.backend === 'stream' ? new StreamReader(this.maxRead) : null;
+    this.rx = linkReceiver(i.backend, this.maxRead);
     if (this.tapfd >= 0) this.watchTap();
   }
 
@@ -170,7 +174,7 @@ export class TapReader {
     if (msg.type === 'tap') {
       if (this.tapfd >= 0) this.host.del(this.tapfd);
       this.tapfd = msg.fd;
-      this.stream?.reset();
+      this.rx.reset();
       if (this.tapfd >= 0) this.watchTap();
       else this.readable = false;
       this.host.post({ type: 'tapAck', seq: msg.seq, stage: 'tapRx' });
@@ -183,13 +187,13 @@ export class TapReader {
     if (events & EPOLLIN) this.readable = true;
     else if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
       // without EPOLLIN nothing is left to read: the peer is gone
-      this.tapFailed(this.stream ? 'client hang-up' : 'hang-up on tap');
+      this.tapFailed(this.rx.hangUp);
     }
   }
 
   private tapFailed(reason: string): void {
     if (this.tapfd < 0) return;
-    if (this.init.backend === 'tap') {
+    if (this.rx.lost === 'fatal') {
       this.host.post({ type: 'fatal', message: `${reason}` });
       this.host.stop();
       this.readable = false;
@@ -200,7 +204,7 @@ export class TapReader {
     this.host.del(fd);
     this.tapfd = -1;
     this.readable = false;
-    this.stream?.reset();
+    this.rx.reset();
     this.host.post({ type: 'tapGone', fd, reason });
   }
 
@@ -239,7 +243,7 @@ export class TapReader {
   work(now: number): boolean {
     this.raTimer(now);
     if (this.tapfd < 0 || !this.readable) return false;
-    if (!this.blocked && !this.stream) this.target = this.lastUdp > this.lastTcp ? this.udp : this.tcp[0];
+    if (!this.blocked && !this.rx.keepsRing) this.target = this.lastUdp > this.lastTcp ? this.udp : this.tcp[0];
     const out = this.target;
     const ring = out.ring;
     const dataOff = ring.beginWrite(this.maxRead);
@@ -252,43 +256,34 @@ export class TapReader {
     }
     this.blocked = false;
     const space = ring.contiguousFree();
-    let n: number;
-    if (this.stream) {
-      n = this.stream.read(this.tapfd, ring, dataOff - 16, space, this.lens, BATCH, this.maxRead);
-    } else {
-      n = native.readFrames(this.tapfd, ring.u8, dataOff - 16, space, 16, this.lens, BATCH, this.maxRead);
-    }
+    const first = recordHeader(dataOff);
+    const n = this.rx.read(this.tapfd, ring, first, space, this.lens, BATCH, this.maxRead);
     const status = this.lens[n];
     if (n > 0) this.stats.add('batches');
-    let pos = dataOff - 16;
+    let pos = first;
     let kept = 0;
     if (n > 0) this.lastTcp = this.lastUdp = 0;
     for (let i = 0; i < n; i++) {
       const len = this.lens[i];
-      const recOff = pos + 16;
-      const kind = this.handleFrame(out, recOff, len, now);
+      const kind = this.handleFrame(out, recordData(pos), len, now);
       if (kind < 0) {
-        ring.endWrite(len, -2 /* SKIP */);
+        ring.endWrite(len, REC_KIND.SKIP);
       } else {
         ring.endWrite(len, kind, this.meta1, this.meta2);
         kept++;
       }
-      pos = (pos + 16 + len + 7) & ~7;
+      pos = nextRecord(pos, len);
     }
-    if (kept > 0 || this.stream) out.dirty = n > 0;
+    if (kept > 0 || this.rx.keepsRing) out.dirty = n > 0;
     // nothing stayed for this ring's worker: reuse the space instead of waking it
     // to pass over SKIP records (the stream reader may park a partial frame
     // behind these records, so passt always publishes)
     else if (n > 0) ring.rollback();
     if (status < 0 && status !== -E.EAGAIN) {
       this.readFailed(status);
-    } else if (this.stream) {
-      // more without a new EPOLLIN: the socket was not drained, or whole frames are buffered
-      this.readable = this.stream.pending;
     } else {
-      // status 0: EAGAIN, the batch limit, or the contiguous space ran out
-      const used = pos - (dataOff - 16);
-      this.readable = n === BATCH || space - used < this.maxRead + 16;
+      // status 0: EAGAIN, the batch limit, or the space ran out (the receiver knows which)
+      this.readable = this.rx.more(n, BATCH, space, pos - first, this.maxRead);
     }
     this.flushAll();
     return this.readable;
@@ -296,14 +291,8 @@ export class TapReader {
 
   /** A read stopped on an error status (-errno, -ENODATA for EOF, -EPROTO for a bad length). */
   private readFailed(status: number): void {
-    if (status === -E.ENODATA) {
-      this.tapFailed(this.stream ? (this.stream.midFrame ? 'client closed the connection in the middle of a frame' : 'client closed the connection') : 'EOF on tap');
-    } else if (status === -E.EPROTO) {
-      this.tapFailed(this.stream?.error ?? 'bad frame length');
-    } else {
-      this.stats.add('readErrors');
-      this.tapFailed(`${this.stream ? 'receive error on client connection' : 'read error on tap'}: ${native.strerror(-status)}`);
-    }
+    if (status !== -E.ENODATA && status !== -E.EPROTO) this.stats.add('readErrors');
+    this.tapFailed(this.rx.failure(status));
   }
 
   /** Publishes every ring written to and wakes its consumer. */
@@ -353,6 +342,8 @@ export class TapReader {
     let l3Off: number;
     let l4Off: number;
     let l4Len: number;
+    /** Source and destination address, back to back. */
+    let addrOff: number;
     const v4 = fv.etherType === ETHERTYPE.IPV4;
     if (v4) {
       st.add('ipv4');
@@ -366,6 +357,7 @@ export class TapReader {
       l3Off = ip.off;
       l4Off = ip.payloadOff;
       l4Len = ip.payloadLen;
+      addrOff = ip.srcOff;
     } else {
       st.add('ipv6');
       const ip = fv.ip6;
@@ -373,6 +365,7 @@ export class TapReader {
       l3Off = ip.off;
       l4Off = ip.payloadOff;
       l4Len = ip.payloadLen;
+      addrOff = ip.srcOff;
     }
     const proto = fv.l4Proto;
     // UDP and ICMP echo with a malformed L4 header (truncated, UDP length
@@ -388,7 +381,7 @@ export class TapReader {
       st.add('tcp');
       this.lastTcp++;
       const kind = v4 ? FRAME_KIND.TCP4 : FRAME_KIND.TCP6;
-      const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, l3Off, l4Off, v4) % this.tcp.length];
+      const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, addrOff, v4 ? 2 * IP4_LEN : 2 * IP6_LEN, l4Off) % this.tcp.length];
       return this.keepOrCopy(inRing, dest, u8, recOff, len, kind);
     }
     if (proto === IP_PROTO.UDP) {

@@ -13,7 +13,7 @@ import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { PASST, ROOT, inTestNs, NOT_IN_NS, tmpPath, sha } from '../helpers/env';
+import { PASST, inTestNs, NOT_IN_NS, tmpPath, sha } from '../helpers/env';
 import { runGuest, startGuest, guestUnavailable, describeRun, GuestResult, GUEST_IMAGE } from '../guest/runner';
 import { sendAll } from '../helpers/tcpTool';
 
@@ -100,19 +100,6 @@ guest('pcap: both directions captured, readable by tcpdump', async (t) => {
 // (13000-13999 is this test's range): 13001 upload sink, 13002 download
 // source, 13003/13004 forwarded to the guest (-t), 13005 UDP echo, 13006
 // IPv6 download source on ::1, 13999 closed.
-
-/**
- * The L4 checks need the TCP and UDP workers; while one is still the
- * counting placeholder (l4stub.ts) its checks are skipped, saying so.
- */
-function placeholder(w: 'tcp' | 'udp'): boolean {
-  return fs.readFileSync(path.join(ROOT, 'dist', 'src', 'workers', w, 'worker.js'), 'utf8').includes('CountingL4Worker');
-}
-const tcpGuest = placeholder('tcp') ? test.skip : guest;
-const udpGuest = placeholder('udp') ? test.skip : guest;
-for (const w of ['tcp', 'udp'] as const) {
-  if (why === null && placeholder(w)) test(`real-guest ${w.toUpperCase()} checks skipped: the ${w} worker is a placeholder`, (t) => t.pass());
-}
 
 const SIZE = 8 << 20;
 const PT = { up: 13001, down: 13002, inHostFirst: 13003, inGuestFirst: 13004, udp: 13005, down6: 13006, closed: 13999 };
@@ -208,46 +195,46 @@ function l4Run(): Promise<L4Run> {
   return l4Promise;
 }
 
-tcpGuest('TCP guest → host loopback (via 192.0.2.1): 8 MiB byte-exact', async (t) => {
+guest('TCP guest → host loopback (via 192.0.2.1): 8 MiB byte-exact', async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   t.is(field(x.r.output, 'up-rc'), '0', describeRun(x.r));
   t.is(await x.upSum, x.sum);
 });
 
-tcpGuest('TCP host loopback → guest (via 192.0.2.1): 8 MiB byte-exact', async (t) => {
+guest('TCP host loopback → guest (via 192.0.2.1): 8 MiB byte-exact', async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   t.is(field(x.r.output, 'down'), x.sum, describeRun(x.r));
 });
 
-tcpGuest("IPv6: TCP to the host's ::1 via 2001:db8::1, 8 MiB byte-exact", async (t) => {
+guest("IPv6: TCP to the host's ::1 via 2001:db8::1, 8 MiB byte-exact", async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   t.is(field(x.r.output, 'down6'), x.sum, describeRun(x.r));
 });
 
-tcpGuest('inbound -t port, host speaks first: 8 MiB byte-exact into the guest', async (t) => {
+guest('inbound -t port, host speaks first: 8 MiB byte-exact into the guest', async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   t.deepEqual(x.hostErrors, []);
   t.is(field(x.r.output, 'in-host-first'), x.sum, describeRun(x.r));
 });
 
-tcpGuest('inbound -t port, guest speaks first: 8 MiB byte-exact out of the guest', async (t) => {
+guest('inbound -t port, guest speaks first: 8 MiB byte-exact out of the guest', async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   t.is(x.inGuestFirstSum, x.sum, describeRun(x.r));
   t.is(field(x.r.output, 'in-guest-first-rc'), '0');
 });
 
-udpGuest('UDP echo through the gateway address to the host loopback', async (t) => {
+guest('UDP echo through the gateway address to the host loopback', async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   t.is(field(x.r.output, 'udp'), 'UDP-PING', describeRun(x.r));
 });
 
-udpGuest('ping both gateways (ICMP and ICMPv6 echo)', async (t) => {
+guest('ping both gateways (ICMP and ICMPv6 echo)', async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   t.regex(field(x.r.output, 'ping4'), / 0% packet loss/, describeRun(x.r));
@@ -255,7 +242,7 @@ udpGuest('ping both gateways (ICMP and ICMPv6 echo)', async (t) => {
 });
 
 const cPasst = (process.env.PASST_TS_GUEST_PASST ?? '').length > 0;
-(cPasst ? test.skip : tcpGuest)('a connect to a closed host port is refused at once (RST with ACK)', async (t) => {
+(cPasst ? test.skip : guest)('a connect to a closed host port is refused at once (RST with ACK)', async (t) => {
   t.timeout(300000);
   const x = await l4Run();
   const m = /^refused: rc=(\d+) after ([\d.]+)s (.*)$/m.exec(x.r.output);

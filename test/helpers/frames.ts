@@ -5,6 +5,7 @@
  * and layouts are verified independently.
  */
 import type { Config } from '../../src/shared/config';
+import { tuningFor } from '../../src/main/conf';
 
 /** Bytes from a hex string with any whitespace or ':' between bytes. */
 export function hex(s: string): Uint8Array {
@@ -150,7 +151,7 @@ export function makeConfig(over: Partial<Config> = {}, ip4Over: Partial<Config['
     freebind: false, tcpIn: fwd, udpIn: fwd, tcpOut: fwd, udpOut: fwd, socketPath: null, oneOff: false,
     vhostUser: false, nsIfname: 'tap0', nsMacAddr: null, netns: null, userns: null, netnsOnly: false,
     noNetnsQuit: false, configNet: false, noCopyRoutes: false, noCopyAddrs: false, noSplice: false,
-    hostLoToNsLo: false, targetPid: -1, command: null, ...over,
+    hostLoToNsLo: false, targetPid: -1, command: null, tuning: tuningFor('passt', {}), ...over,
   };
 }
 

@@ -17,6 +17,7 @@ import { Waker } from '../../src/shared/ring/waker';
 import { GuestState } from '../../src/shared/guestState';
 import { Stats } from '../../src/shared/stats';
 import { TcpView } from '../../src/shared/wire/tcp';
+import { FRAME_KIND } from '../../src/shared/frameKinds';
 import { refIndex } from '../../src/shared/epollRef';
 import { sockaddr, sockaddrTo } from '../../src/shared/sockaddr';
 import { inanyParse } from '../../src/shared/flow/inany';
@@ -68,9 +69,8 @@ class Rig {
     const f = eth(OUR_MAC, GUEST_MAC, 0x0800, ipv4({ src: GUEST, dst: GW, proto: 6 }, t));
     this.inU8.set(f, 0);
     const b = this.batch;
+    b.begin(FRAME_KIND.TCP4, true, 14);
     b.n = 1;
-    b.v4 = true;
-    b.l3 = 14;
     b.off[0] = 34;
     b.len[0] = t.length;
     tapHandler(this.ctx, b, this.view);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseOptions, resolveConfig, classfulPrefix, HostState } from '../../src/main/conf';
+import { parseOptions, resolveConfig, classfulPrefix, HostState, tuningFor } from '../../src/main/conf';
 import { parseResolvConf, HostFamily } from '../../src/main/hostInfo';
 import { PasstError } from '../../src/shared/errors';
 
@@ -229,4 +229,49 @@ test('local mode also when the templates have routes but no usable address; a us
   // a given outbound interface that is no usable template is fatal (SPEC §2.1)
   t.throws(() => resolveConfig(p('pasta', '--outbound-if4', 'wlan0', '--', 'true'), unnumbered),
     { message: /External interface not usable/ });
+});
+
+test('tuning: one default per mode (passt runs tap-RX in the TCP worker, pasta never lets the TCP worker write the tap)', (t) => {
+  const passt = tuningFor('passt', {});
+  const pasta = tuningFor('pasta', {});
+  t.true(passt.inlineRx);
+  t.false(pasta.inlineRx);
+  t.deepEqual(passt.directTx, { tcp: true, udp: true });
+  t.deepEqual(pasta.directTx, { tcp: false, udp: true });
+  for (const x of [passt, pasta]) {
+    t.is(x.spinUs, 100);
+    t.true(x.offload);
+    t.false(x.ringDebug);
+    t.deepEqual(x.tcpDrop, { toGuest: 0, fromGuest: 0 });
+    t.is(x.udpTimeoutMs, 180000);
+    t.is(x.pingTimeoutMs, 60000);
+    t.is(x.udpBatch, 32);
+  }
+  t.deepEqual(resolveConfig(p('pasta', '--', 'true'), host, {}).tuning, pasta);
+});
+
+test('tuning: the environment overrides, read once by conf.ts; bad values are ignored with a warning', (t) => {
+  const w: string[] = [];
+  const x = tuningFor('pasta', {
+    PASST_TS_INLINE_RX: '1', PASST_TS_DIRECT_TX: '1', PASST_TS_SPIN_US: '0', PASST_TS_OFFLOAD: '0',
+    PASST_RING_DEBUG: '1', PASST_TS_TCP_DROP: 'to=50,from=7', PASST_TS_UDP_TIMEOUT_MS: '1000',
+    PASST_TS_PING_TIMEOUT_MS: '500', PASST_TS_UDP_BATCH: '1',
+  }, w);
+  t.deepEqual(w, []);
+  t.true(x.inlineRx);
+  t.deepEqual(x.directTx, { tcp: false, udp: true }, 'TCP direct writes in pasta are no variant any more');
+  t.is(x.spinUs, 0);
+  t.false(x.offload);
+  t.true(x.ringDebug);
+  t.deepEqual(x.tcpDrop, { toGuest: 50, fromGuest: 7 });
+  t.is(x.udpTimeoutMs, 1000);
+  t.is(x.pingTimeoutMs, 500);
+  t.is(x.udpBatch, 1);
+  t.deepEqual(tuningFor('passt', { PASST_TS_DIRECT_TX: '0', PASST_TS_INLINE_RX: '0' }).directTx, { tcp: false, udp: false });
+  t.false(tuningFor('passt', { PASST_TS_INLINE_RX: '0' }).inlineRx);
+  const bad = tuningFor('passt', { PASST_TS_UDP_BATCH: '65', PASST_TS_INLINE_RX: 'yes', PASST_TS_TCP_DROP: 'every=3' }, w);
+  t.is(bad.udpBatch, 32);
+  t.true(bad.inlineRx);
+  t.deepEqual(bad.tcpDrop, { toGuest: 0, fromGuest: 0 });
+  t.is(w.length, 3, w.join('; '));
 });

@@ -8,8 +8,8 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { StreamReader } from '../../src/workers/streamReader';
-import { StreamWriter } from '../../src/workers/streamWriter';
+import { StreamReader } from '../../src/workers/link/streamReader';
+import { StreamBackend } from '../../src/workers/link/streamBackend';
 import { FrameRing } from '../../src/shared/ring/frameRing';
 import { native, E } from '../../src/shared/native';
 import { socketPair, writeAll, readAvailable } from '../helpers/socketpair';
@@ -310,7 +310,7 @@ test('writer: many frames in one sendmsg, each after its big-endian length', (t)
   const [a, b] = socketPair();
   const frames = Array.from({ length: 50 }, (_, i) => frame(42 + i * 10, i));
   const { u8, offs, lens } = txLayout(frames);
-  const w = new StreamWriter();
+  const w = new StreamBackend();
   t.is(w.send(a, u8, offs, lens, 0, frames.length), 50);
   const got = readAvailable(b);
   t.is(got.length, frames.reduce((s, f) => s + 4 + f.length, 0));
@@ -323,7 +323,7 @@ test('writer: partial writes resume at the exact byte (full socket, small buffer
   const [a, b] = socketPair({ bufBytes: 4096 });
   const frames = Array.from({ length: 40 }, (_, i) => frame(1000 + ((i * 7919) % 30000), i));
   const { u8, offs, lens } = txLayout(frames);
-  const w = new StreamWriter();
+  const w = new StreamBackend();
   let sent = 0;
   let zeroes = 0;
   let partialsSeen = 0;
@@ -352,7 +352,7 @@ test('writer: a peer that is gone gives -EPIPE (no SIGPIPE)', (t) => {
   const [a, b] = socketPair();
   native.close(b);
   const { u8, offs, lens } = txLayout([frame(60, 1)]);
-  const w = new StreamWriter();
+  const w = new StreamBackend();
   const r = w.send(a, u8, offs, lens, 0, 1);
   t.true(r === -E.EPIPE || r === -E.ECONNRESET, `got ${r}`);
   native.close(a);

@@ -4,12 +4,14 @@
  * bytes). Not the flow table's keyed SipHash: this only picks a shard.
  */
 
-/** Hash of the IP addresses and L4 ports of the packet at l3Off/l4Off. */
-export function flowHash(u8: Uint8Array, l3Off: number, l4Off: number, v4: boolean): number {
+/**
+ * Hash of a packet's IP addresses (source and destination back to back at
+ * u8[addrOff, addrOff+addrLen): the IP view's srcOff, 8 or 32 bytes) and
+ * its L4 ports (the first four bytes at l4Off).
+ */
+export function flowHash(u8: Uint8Array, addrOff: number, addrLen: number, l4Off: number): number {
   let h = 0x811c9dc5;
-  const a = v4 ? l3Off + 12 : l3Off + 8;
-  const n = v4 ? 8 : 32;
-  for (let i = 0; i < n; i++) h = Math.imul(h ^ u8[a + i], 0x01000193);
+  for (let i = 0; i < addrLen; i++) h = Math.imul(h ^ u8[addrOff + i], 0x01000193);
   for (let i = 0; i < 4; i++) h = Math.imul(h ^ u8[l4Off + i], 0x01000193);
   return h >>> 0;
 }

@@ -13,7 +13,10 @@
  * **Directions.** Exactly one producer thread and one consumer thread per
  * ring (one ring per (producer, consumer) pair). Each side builds its own
  * `new FrameRing(sab)` and uses only its half of the API. Each side writes
- * only its own index: the producer TAIL, the consumer HEAD.
+ * only its own index: the producer TAIL, the consumer HEAD. Records belong
+ * to the producer until published and to the consumer from then until
+ * released; each side may rewrite a record while it owns it (kind, meta1,
+ * and the REC_PREFIX_ROOM bytes before the data: layout.ts).
  *
  * **Positions; full versus empty.** HEAD and TAIL are byte positions in
  * [0, 2 * capacity): position p is data-area offset `p mod capacity`, and
@@ -41,12 +44,21 @@
  *   (seq-cst Atomics give release/acquire ordering). Publish once per batch.
  * - Nothing before `publish()` is visible: a reader never sees a record
  *   half written.
+ * - Until then the producer may also take records back, still the only
+ *   thread touching them: `unpublished()` lists the records ended since
+ *   the last publish, `skipUnpublished()`/`setUnpublishedMeta1()` rewrite
+ *   one, and `rollback()` forgets them all, as if never written. This is
+ *   how an L4 worker writes its own frames to the guest without the
+ *   consumer (link/directWriter.ts: what left is rolled back or becomes
+ *   SKIP) and how tap-RX reuses a batch that held nothing for the ring's
+ *   consumer; the consumer never learns of either.
  * - tap-RX reads a batch straight into the ring (readFrames stops when
  *   fewer than 16 + MAX_FRAME bytes remain, so no frame is truncated):
  *   ```
  *   const d = ring.beginWrite(MAX_FRAME);
  *   if (d < 0) → wait for space (below), or leave the frames in the tap
- *   const n = native.readFrames(tapFd, ring.u8, d - 16, ring.contiguousFree(), 16, lens, max, MAX_FRAME);
+ *   const n = native.readFrames(tapFd, ring.u8, recordHeader(d), ring.contiguousFree(), RING_REC_HDR,
+ *     lens, max, MAX_FRAME);
  *   for (let i = 0; i < n; i++) ring.endWrite(lens[i], forMe ? kind : REC_KIND.SKIP, meta1, meta2);
  *   if (ring.publish()) consumerWaker.wake();
  *   ```
@@ -118,14 +130,18 @@ import {
 export interface FrameRingOptions {
   /**
    * Check every call's contract (overruns, consume without peek). Defaults
-   * to the PASST_RING_DEBUG=1 environment variable.
+   * to FrameRing.debugDefault.
    */
   debug?: boolean;
 }
 
-const envDebug = typeof process !== 'undefined' && process.env.PASST_RING_DEBUG === '1';
-
 export class FrameRing {
+  /**
+   * The `debug` option of views made without one: a worker sets it once at
+   * start-up from its configuration (cfg.tuning.ringDebug, loop.ts).
+   */
+  static debugDefault = false;
+
   /** The shared buffer (header, then data area). */
   readonly sab: SharedArrayBuffer;
   /** Bytes of the whole SharedArrayBuffer; record data offsets index this. */
@@ -187,7 +203,7 @@ export class FrameRing {
     this.u8 = new Uint8Array(sab);
     this.capacity = i32[RING_HDR.CAPACITY];
     this.span = 2 * this.capacity;
-    this.debug = opts.debug ?? envDebug;
+    this.debug = opts.debug ?? FrameRing.debugDefault;
     this.wPos = this.pubPos = this.tailCache = Atomics.load(i32, RING_HDR.TAIL);
     this.rPos = this.relPos = this.headCache = Atomics.load(i32, RING_HDR.HEAD);
     this.recCount = this.pubRecCount = Atomics.load(i32, RING_HDR.RECORDS);
@@ -357,6 +373,20 @@ export class FrameRing {
       pos = this.advance(pos, recordSize(len));
     }
     return n;
+  }
+
+  /**
+   * Producer: turns a record listed by unpublished() (`hdr`, its header
+   * index) into SKIP: once published, the consumer passes over it. It
+   * still counts in `records`.
+   */
+  skipUnpublished(hdr: number): void {
+    this.i32[hdr + REC.KIND] = REC_KIND.SKIP;
+  }
+
+  /** Producer: sets META1 of a record listed by unpublished() (`hdr`, its header index). */
+  setUnpublishedMeta1(hdr: number, meta1: number): void {
+    this.i32[hdr + REC.META1] = meta1;
   }
 
   /**

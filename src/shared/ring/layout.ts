@@ -32,7 +32,9 @@
  *
  * This is exactly the packing of `native.readFrames(fd, u8, off, len,
  * hdrRoom = RING_REC_HDR, ...)`: frame i lands at cursor + 16 and the cursor
- * moves to align8(cursor + 16 + len_i).
+ * moves to align8(cursor + 16 + len_i). Code outside the ring walks records
+ * with the helpers below (recordData, recordHeader, nextRecord, recordSize,
+ * recordLenFilling), never with the numbers.
  */
 
 /** Bytes per header line (one cache line on x86_64 and most arm64). */
@@ -91,3 +93,35 @@ export function align8(n: number): number {
 export function recordSize(len: number): number {
   return (RING_REC_HDR + len + 7) & ~7;
 }
+
+/** Offset of the data of the record whose header is at `recOff`. */
+export function recordData(recOff: number): number {
+  return recOff + RING_REC_HDR;
+}
+
+/** Offset of the header of the record whose data is at `dataOff`. */
+export function recordHeader(dataOff: number): number {
+  return dataOff - RING_REC_HDR;
+}
+
+/** Offset of the header after a record of `len` data bytes whose header is at `recOff`. */
+export function nextRecord(recOff: number, len: number): number {
+  return recOff + recordSize(len);
+}
+
+/**
+ * Data length of a record that takes exactly `bytes` of the data area
+ * (`bytes` a multiple of RING_ALIGN, at least RING_REC_HDR): how a SKIP
+ * record fills a gap.
+ */
+export function recordLenFilling(bytes: number): number {
+  return bytes - RING_REC_HDR;
+}
+
+/**
+ * Bytes right before a record's data (its META2) that the ring's consumer
+ * may overwrite once it consumed the record, and its producer while the
+ * record is unpublished: room for passt's 4-byte length prefix, so that a
+ * frame and its prefix go out as one contiguous iovec.
+ */
+export const REC_PREFIX_ROOM = 4;

@@ -11,7 +11,11 @@
  *   correct header checksum, IPv6 hop limit 255 with the given flow label)
  *   and ends the record. For batches (TCP peeks several segments with one
  *   recvmsg), `writeHeaders` does the same on a record placed by the caller.
- * - `flush` publishes once per batch and wakes tap-TX only if it sleeps.
+ * - `flush` hands the batch to the guest link (link/link.ts): it writes
+ *   the frames itself where the configuration places direct writes and
+ *   tap-TX holds nothing of this ring, or publishes once per batch and
+ *   wakes tap-TX only if it sleeps. Framing, pcap and the guest's
+ *   descriptor are the link's business, never this file's.
  * - A full ring is back-pressure: `begin` returns -1 and the caller keeps
  *   its data in the socket (TCP) or counts a drop (UDP).
  */
@@ -25,31 +29,7 @@ import { pseudo4, pseudo6 } from '../../shared/wire/checksum';
 import { writeEthHeader, ETHERTYPE, ETH_HEADER_LEN } from '../../shared/wire/ethernet';
 import { writeIpv4Header, IPV4_HEADER_LEN } from '../../shared/wire/ipv4';
 import { writeIpv6Header, IPV6_HEADER_LEN } from '../../shared/wire/ipv6';
-import { TxGate } from '../../shared/txGate';
-import { PcapWriter } from '../../shared/pcapWriter';
-import { native } from '../../shared/native';
-import { REC, REC_KIND } from '../../shared/ring/layout';
-import { StreamWriter } from '../streamWriter';
-
-/** Most frames written directly per flush; larger batches go through tap-TX. */
-const DIRECT_MAX = 128;
-
-/** The direct-write path of one ring (txGate.ts): only while tap-TX holds nothing of ours. */
-class Direct {
-  readonly gate: TxGate;
-  readonly stream: StreamWriter | null;
-  readonly pcap: PcapWriter | null;
-  readonly offs = new Int32Array(DIRECT_MAX);
-  readonly lens = new Int32Array(DIRECT_MAX);
-  readonly hdrs = new Int32Array(DIRECT_MAX);
-  /** Frames written directly (statistics). */
-  frames = 0;
-  constructor(readonly input: number, gate: SharedArrayBuffer, stream: boolean, pcapFd: number) {
-    this.gate = new TxGate(gate);
-    this.stream = stream ? new StreamWriter() : null;
-    this.pcap = pcapFd >= 0 ? new PcapWriter(pcapFd) : null;
-  }
-}
+import { DirectWriter } from '../link/directWriter';
 
 /** Bytes before the L4 header in a record's data: vnet + Ethernet + IP. */
 export function l4Offset(vnetLen: number, v4: boolean): number {
@@ -61,23 +41,19 @@ export class TapOut {
   readonly u8: Uint8Array;
   private readonly consumer: Waker;
   private readonly ourMac: Uint8Array;
-  private dirty = false;
+  /** Frames ended since the last flush(). */
+  protected dirty = false;
   private cur = -1;
   private curV4 = true;
-  private readonly direct: Direct | null;
+  /** Direct writes to the guest, where the configuration places them. */
+  private readonly direct: DirectWriter | null;
 
   constructor(o: RingOut, readonly vnetLen: number, readonly guest: GuestState, ourMac: string) {
     this.ring = new FrameRing(o.ring);
     this.u8 = this.ring.u8;
     this.consumer = new Waker(o.consumer);
     this.ourMac = Uint8Array.from(ourMac.split(':').map((x) => parseInt(x, 16)));
-    const d = o.direct;
-    this.direct = d ? new Direct(d.input, d.gate, d.backend === 'stream', d.pcapFd) : null;
-  }
-
-  /** Frames this ring's producer wrote to the guest itself. */
-  get directFrames(): number {
-    return this.direct ? this.direct.frames : 0;
+    this.direct = o.direct ? new DirectWriter(o.direct, this.ring, vnetLen, this.consumer) : null;
   }
 
   /**
@@ -135,62 +111,16 @@ export class TapOut {
   }
 
   /**
-   * Hands what was written to the guest: directly, when tap-TX holds
-   * nothing of this ring and the writer gate is free (no thread hand-off),
-   * else by publishing it and waking tap-TX if it sleeps.
+   * Hands what was written to the guest link: written by this thread when
+   * the configuration lets it and tap-TX holds nothing of this ring
+   * (link/directWriter.ts), else published for tap-TX, which is woken if
+   * it sleeps.
    */
   flush(): void {
     if (!this.dirty) return;
     this.dirty = false;
-    const d = this.direct;
-    if (d && this.cur < 0 && this.ring.consumerCaughtUp() && d.gate.tryLock()) {
-      let done = false;
-      try {
-        done = this.writeDirect(d);
-      } finally {
-        d.gate.unlock();
-      }
-      if (done) return;
-    }
+    if (this.direct && this.cur < 0 && this.direct.tryWrite()) return;
     this.ring.publish();
     this.consumer.wake();
-  }
-
-  /**
-   * Writes the unpublished frames to the guest (the gate is held). Returns
-   * true if all left (their records are rolled back); otherwise what left
-   * becomes SKIP records, a frame cut short on passt's stream is marked for
-   * tap-TX to complete first, and the caller publishes the rest.
-   */
-  private writeDirect(d: Direct): boolean {
-    const fd = d.gate.fd;
-    if (fd < 0 || d.gate.partial >= 0) return false;
-    const n = this.ring.unpublished(d.offs, d.lens, d.hdrs, DIRECT_MAX);
-    if (n <= 0) return n === 0;
-    const u8 = this.u8;
-    let sent: number;
-    if (d.stream) {
-      d.stream.reset();
-      sent = d.stream.send(fd, u8, d.offs, d.lens, 0, n);
-    } else {
-      sent = native.writeFrames(fd, u8, d.offs, d.lens, n);
-    }
-    if (sent < 0) sent = 0; // errors, EAGAIN included: tap-TX deals with them
-    const vnet = this.vnetLen;
-    for (let i = 0; i < sent; i++) d.pcap?.write(u8, d.offs[i] + vnet, d.lens[i] - vnet);
-    d.frames += sent;
-    const partial = d.stream ? d.stream.partialBytes : 0;
-    if (sent === n && partial === 0) {
-      this.ring.rollback();
-      return true;
-    }
-    const i32 = this.ring.i32;
-    for (let i = 0; i < sent; i++) i32[d.hdrs[i] + REC.KIND] = REC_KIND.SKIP;
-    if (partial > 0) {
-      // the next bytes on the stream must be the rest of this frame
-      i32[d.hdrs[sent] + REC.META1] = partial;
-      d.gate.partial = d.input;
-    }
-    return false;
   }
 }

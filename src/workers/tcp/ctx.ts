@@ -115,16 +115,6 @@ export class TcpCtx {
   private lowRttNext = 0;
   private lowRttCount = 0;
 
-  /**
-   * Test hook (PASST_TS_TCP_DROP="to=N,from=M"): lose every Nth data frame
-   * to the guest and every Mth from it, to exercise retransmissions where
-   * the kernel offers no netem. 0: off.
-   */
-  readonly dropToEvery: number;
-  readonly dropFromEvery: number;
-  private dropToCount = 0;
-  private dropFromCount = 0;
-
   constructor(
     readonly cfg: Config,
     readonly out: TapOut,
@@ -136,10 +126,6 @@ export class TcpCtx {
     this.table = new FlowTable(capacity);
     this.conns = new Array<TcpConn | null>(capacity).fill(null);
     this.nat = new Nat(cfg);
-    const drop = /to=(\d+)/.exec(process.env.PASST_TS_TCP_DROP ?? '');
-    const dropFrom = /from=(\d+)/.exec(process.env.PASST_TS_TCP_DROP ?? '');
-    this.dropToEvery = drop ? Number(drop[1]) : 0;
-    this.dropFromEvery = dropFrom ? Number(dropFrom[1]) : 0;
     this.stActive = stats.idx('active');
     this.stSegsToTap = stats.idx('segsToTap');
     this.stBytesToTap = stats.idx('bytesToTap');
@@ -162,12 +148,6 @@ export class TcpCtx {
     if (!this.peekOff) this.discard = new Uint8Array(1 << 24);
     log.debug(`TCP: SO_PEEK_OFF ${this.peekOff ? 'supported' : 'not supported'}, TCP_INFO ${n} bytes, ` +
       `wmem ${this.lowWmem ? 'low' : 'ok'}, rmem ${this.lowRmem ? 'low' : 'ok'}`);
-  }
-
-  /** Test hook: true when this data frame (towards the guest if `to`) is to be lost. */
-  testDrop(to: boolean): boolean {
-    if (to) return this.dropToEvery > 0 && ++this.dropToCount % this.dropToEvery === 0;
-    return this.dropFromEvery > 0 && ++this.dropFromCount % this.dropFromEvery === 0;
   }
 
   /** Reads TCP_INFO of a socket into `tinfo`; false on failure. */

@@ -33,7 +33,7 @@ import {
   EPOLLERR, EPOLLHUP, EPOLLRDHUP, EPOLLIN, EPOLLOUT,
 } from '../../shared/linux';
 import { FRAME_KIND } from '../../shared/frameKinds';
-import { REC_KIND, recordSize } from '../../shared/ring/layout';
+import { recordSize } from '../../shared/ring/layout';
 import { seqAfter, seqDiff } from '../../shared/wire/seq';
 import { TCP_FLAG, TCP_HEADER_LEN } from '../../shared/wire/tcp';
 import { PIF, INISIDE, TGTSIDE } from '../../shared/flow/table';
@@ -151,7 +151,7 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
       const len = left < seg ? left : seg;
       const d = d0 + i * recSize;
       fillDataSegment(ctx, c, d, d + hdr - TCP_HEADER_LEN, seq, len);
-      ring.endWrite(hdr + len, ctx.testDrop(true) ? REC_KIND.SKIP : FRAME_KIND.TO_GUEST);
+      ring.endWrite(hdr + len, FRAME_KIND.TO_GUEST);
       seq = (seq + len) >>> 0;
       left -= len;
       st.v[ctx.stSegsToTap]++;

@@ -47,7 +47,7 @@ import {
 import { TcpView, TCP_FLAG } from '../../shared/wire/tcp';
 import { seqAfter, seqBefore, seqDiff } from '../../shared/wire/seq';
 import { PIF, INISIDE, TGTSIDE } from '../../shared/flow/table';
-import { inanyFrom4, inanyCopy, inanyIsUnicast, inanyEq } from '../../shared/flow/inany';
+import { inanyCopy, inanyIsUnicast, inanyEq } from '../../shared/flow/inany';
 import { sockaddrFrom } from '../../shared/sockaddr';
 import { log } from '../../shared/log';
 import type { TcpCtx } from './ctx';
@@ -59,43 +59,36 @@ import {
   sockToTap, consume, connectDone, establish, sockOpts, checkDone, rewind,
 } from './sock';
 import { initialSeq } from './isn';
+import { GuestBatch, GUEST_BATCH_MAX } from '../l4/tapIn';
 
 /** Full segments this recent make a connection "bulk": no delayed ACK, no polling. */
 const BULK_MS = 2;
 
 /** Most frames in one batch. */
-export const BATCH_MAX = 256;
+export const BATCH_MAX = GUEST_BATCH_MAX;
 
-/** Consecutive guest frames of one 4-tuple, still in the input ring. */
-export class TapBatch {
-  /** TCP header offsets in `u8`. */
-  readonly off = new Int32Array(BATCH_MAX);
-  /** TCP segment lengths (header and payload). */
-  readonly len = new Int32Array(BATCH_MAX);
+/**
+ * Consecutive guest frames of one 4-tuple, still in the input ring
+ * (l4/tapIn.ts: the shape the UDP worker takes too): `off` holds the TCP
+ * header offsets, `len` the segment lengths (header and payload).
+ */
+export class TapBatch extends GuestBatch {
   /** Segments already used or to ignore. */
   readonly skip = new Uint8Array(BATCH_MAX);
-  n = 0;
-  /** IP header offset of the first frame. */
-  l3 = 0;
-  v4 = true;
-  constructor(readonly u8: Uint8Array) {}
 }
 
 /** Handles one batch; frames are released by the caller afterwards. */
 export function tapHandler(ctx: TcpCtx, b: TapBatch, v: TcpView): void {
   const st = ctx.stats;
-  const u8 = b.u8;
   v.reset(b.off[0], b.len[0]);
   const sport = v.srcPort;
   const dport = v.dstPort;
   const our = ctx.keyOur;
   const guest = ctx.keyGuest;
-  if (b.v4) {
-    inanyFrom4(guest, 0, u8, b.l3 + 12);
-    inanyFrom4(our, 0, u8, b.l3 + 16);
-  } else {
-    inanyCopy(guest, 0, u8, b.l3 + 8);
-    inanyCopy(our, 0, u8, b.l3 + 24);
+  if (!b.addresses(guest, 0, our, 0)) {
+    st.add('dropMalformed', b.n);
+    st.add('dropped', b.n);
+    return;
   }
   const ref = ctx.table.lookup(IPPROTO_TCP, PIF.TAP, our, 0, dport, guest, 0, sport);
   let c: TcpConn | null = ref >= 0 ? ctx.conn(ref >> 1) : null;

@@ -8,13 +8,18 @@
  *   before handling the ring: read, handle, write to the socket and ACK in
  *   one thread)
  *   (kinds TCP4/TCP6, offsets in meta1, L4 length in meta2). Consecutive
- *   frames of one 4-tuple form a batch handled at once (tap.ts), straight
- *   from the ring: payloads are written to sockets from there, and the
- *   space is released after each batch.
+ *   frames of one 4-tuple form a batch (l4/tapIn.ts, the shape the UDP
+ *   worker takes too) handled at once (tap.ts), straight from the ring:
+ *   payloads are written to sockets from there, and the space is released
+ *   after each batch.
  * - Output: frames to the guest, built in the ring towards tap-TX (TapOut);
- *   socket data is peeked straight into it (sock.ts). A full ring is
+ *   socket data is peeked straight into it (sock.ts). TapOut hands them to
+ *   the guest link (link/), written by this thread or by tap-TX as the
+ *   configuration places it; the worker never sees how. A full ring is
  *   back-pressure: connections that could not send wait in a list and are
  *   served when tap-TX releases space (it rings our waker).
+ * - Test hooks (cfg.tuning.tcpDrop) are chosen here at start-up
+ *   (testDrop.ts): without them, nothing of them is on the data path.
  * - Events: socket readiness (sock.ts), accepted connections on forwarded
  *   ports (listeners.ts: each goes over the tap — connFromSock — or to the
  *   splice path, spliceApi.ts decides), and the timer pass (timer.ts) once
@@ -22,9 +27,9 @@
  *   iteration.
  * - Latency: right after a small exchange (less than a full segment either
  *   way, over the tap or spliced: request/response traffic, not bulk) the
- *   worker polls its epoll set
- *   (timeout 0) for up to 100 µs before sleeping, so that a quick answer
- *   from a host peer, or the guest's next segment, costs no wake-up; after
+ *   worker polls its epoll set (timeout 0) for up to 100 µs
+ *   (cfg.tuning.spinUs) before sleeping, so that a quick answer from a
+ *   host peer, or the guest's next segment, costs no wake-up; after
  *   eight fruitless polling periods it stops for a second (sparse traffic
  *   would only burn CPU).
  * - Quitting: the worker keeps running while connections may still carry
@@ -47,7 +52,8 @@ import { MSG_DONTWAIT } from '../../shared/linux';
 import { EpollType, refType, refIndex } from '../../shared/epollRef';
 import { Stats } from '../../shared/stats';
 import { GuestState } from '../../shared/guestState';
-import { FRAME_KIND, MAX_FRAME, l3OffOf, l4OffOf } from '../../shared/frameKinds';
+import { FRAME_KIND, MAX_FRAME } from '../../shared/frameKinds';
+import { nextGuestBatch } from '../l4/tapIn';
 import { TcpView } from '../../shared/wire/tcp';
 import { log } from '../../shared/log';
 import { TapOut } from '../l4/tapOut';
@@ -64,17 +70,12 @@ import { createSplicePath } from './splice';
 import type { ListenerInfo } from '../../shared/messages';
 import { listFlows } from './flowList';
 import { TapReader } from '../tapReader';
+import { BatchHandler, LossyTapOut, lossyFromGuest } from './testDrop';
 
 /** Guest frames per work() call before other sources get a turn. */
 const FRAME_BUDGET = 2048;
 /** A connection with guest activity this recent may still be sending (quit drain). */
 const DRAIN_QUIET_MS = 500;
-/**
- * Poll instead of sleeping this long after activity (ms; PASST_TS_SPIN_US
- * overrides, 0 disables): a round trip through the host peer and back often
- * fits, and each thread wake-up saved is several microseconds of latency.
- */
-const SPIN_MS = Number(process.env.PASST_TS_SPIN_US ?? 100) / 1000;
 
 export class TcpWorker extends WorkerLoop<L4Init> {
   private readonly ring: FrameRing;
@@ -96,6 +97,14 @@ export class TcpWorker extends WorkerLoop<L4Init> {
   private readonly splice: SplicePath | null;
   /** The tap-RX stage, when it runs in this thread (inlineRx). */
   private readonly reader: TapReader | null;
+  /**
+   * Poll instead of sleeping this long after activity (ms; cfg.tuning.spinUs,
+   * 0 disables): a round trip through the host peer and back often fits, and
+   * each thread wake-up saved is several microseconds of latency.
+   */
+  private readonly spinMs: number;
+  /** The batch handler: tap.ts's, or the test hook's wrapper around it (testDrop.ts). */
+  private readonly handle: BatchHandler;
 
   constructor() {
     super();
@@ -107,7 +116,12 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     this.stFrames = this.stats.idx('frames');
     this.stBatches = this.stats.idx('batches');
     const guest = new GuestState(i.guestState);
-    const out = new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
+    const drop = i.cfg.tuning.tcpDrop;
+    const out = drop.toGuest
+      ? new LossyTapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac, drop.toGuest)
+      : new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
+    this.handle = drop.fromGuest ? lossyFromGuest(tapHandler, drop.fromGuest) : tapHandler;
+    this.spinMs = i.cfg.tuning.spinUs / 1000;
     this.ctx = new TcpCtx(i.cfg, out, guest, this.stats, this.epfd);
     this.ctx.probe();
     this.batch = new TapBatch(this.u8);
@@ -191,9 +205,9 @@ export class TcpWorker extends WorkerLoop<L4Init> {
    * wake-up of this thread.
    */
   private spin(now: number): boolean {
-    if (SPIN_MS <= 0 || this.stopping || now < this.spinOffUntil) return false;
+    if (this.spinMs <= 0 || this.stopping || now < this.spinOffUntil) return false;
     const smallAt = this.splice ? Math.max(this.ctx.smallAt, this.splice.smallAt) : this.ctx.smallAt;
-    if (now - smallAt > SPIN_MS || now - this.activeAt > SPIN_MS) {
+    if (now - smallAt > this.spinMs || now - this.activeAt > this.spinMs) {
       if (this.spinning) {
         // nothing came while spinning: after a few such misses, stop for a
         // while (sparse traffic would only burn CPU)
@@ -229,88 +243,54 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       const c = ctx.conn(list[i]);
       if (!c) continue;
       c.flags &= ~TCP_FL.RING_WAIT;
-      if (c.flags & TCP_FL.RING_WAIT) continue;
       sockToTap(ctx, c);
     }
   }
 
   /**
    * Handles guest frames in batches (consecutive frames of one 4-tuple, up
-   * to BATCH_MAX); true if the budget ran out first.
+   * to BATCH_MAX: l4/tapIn.ts); true if the budget ran out first.
    */
   private drainTap(): boolean {
-    const ring = this.ring;
-    const u8 = this.u8;
-    const b = this.batch;
-    const v = this.view;
-    const st = this.stats;
     let frames = 0;
-    let more = false;
-    b.n = 0;
-    for (;;) {
-      const d = ring.peek();
-      if (d < 0) break;
-      const kind = ring.recKind;
-      if (kind !== FRAME_KIND.TCP4 && kind !== FRAME_KIND.TCP6) {
-        ring.consume();
-        st.add('dropped');
-        continue;
-      }
-      const v4 = kind === FRAME_KIND.TCP4;
-      const m1 = ring.recMeta1;
-      const l3 = d + l3OffOf(m1);
-      const l4 = d + l4OffOf(m1);
-      // a full batch, or a frame of another connection, ends the batch
-      if (b.n && (b.n === BATCH_MAX || v4 !== b.v4 || !sameTuple(u8, b.l3, b.off[0], l3, l4, v4))) this.handleBatch();
-      if (frames === FRAME_BUDGET) {
-        more = true;
-        break;
-      }
-      const len = ring.recMeta2;
-      ring.consume();
-      frames++;
-      st.v[this.stFrames]++;
-      if (!v.reset(l4, len)) {
-        st.add('dropMalformed');
-        st.add('dropped');
-        continue;
-      }
-      if (b.n === 0) {
-        b.v4 = v4;
-        b.l3 = l3;
-      }
-      b.off[b.n] = l4;
-      b.len[b.n] = len;
-      b.n++;
+    while (frames < FRAME_BUDGET) {
+      const n = nextGuestBatch(this.ring, this.batch, Math.min(BATCH_MAX, FRAME_BUDGET - frames));
+      if (n === 0) return false;
+      frames += n;
+      this.handleBatch();
     }
-    if (b.n) this.handleBatch();
-    return more;
+    return this.ring.peek() >= 0;
   }
 
-  /** Hands the batch to the TCP state machine, then releases its ring space. */
+  /** Hands the batch's well-formed segments to the TCP state machine, then releases their ring space. */
   private handleBatch(): void {
     const b = this.batch;
-    this.stats.v[this.stBatches]++;
-    this.activeAt = this.ctx.now;
-    if (this.ctx.dropFromEvery) this.testDropBatch();
-    if (b.n) tapHandler(this.ctx, b, this.view);
+    const st = this.stats;
+    if (b.kind === FRAME_KIND.TCP4 || b.kind === FRAME_KIND.TCP6) {
+      st.v[this.stFrames] += b.n;
+      const v = this.view;
+      let k = 0;
+      for (let i = 0; i < b.n; i++) {
+        if (!v.reset(b.off[i], b.len[i])) {
+          st.add('dropMalformed');
+          st.add('dropped');
+          continue;
+        }
+        b.off[k] = b.off[i];
+        b.len[k] = b.len[i];
+        k++;
+      }
+      b.n = k;
+      if (k) {
+        st.v[this.stBatches]++;
+        this.activeAt = this.ctx.now;
+        this.handle(this.ctx, b, v);
+      }
+    } else {
+      st.add('dropped', b.n); // not a kind tap-RX sends here
+    }
     b.n = 0;
     if (this.ring.release()) this.producer.wake();
-  }
-
-  /** Test hook: loses guest data frames of the batch (PASST_TS_TCP_DROP). */
-  private testDropBatch(): void {
-    const b = this.batch;
-    const v = this.view;
-    let k = 0;
-    for (let i = 0; i < b.n; i++) {
-      v.reset(b.off[i], b.len[i]);
-      if (v.payloadLen && this.ctx.testDrop(false)) continue;
-      b.off[k] = b.off[i];
-      b.len[k] = b.len[i];
-      k++;
-    }
-    b.n = k;
   }
 
   protected hasInput(): boolean {
@@ -379,16 +359,6 @@ function mayHoldGuestData(c: TcpConn, now: number): boolean {
   if (c.events & TCP_EV.TAP_FIN_RCVD) return false;
   if (!(c.events & (TCP_EV.ESTABLISHED | TCP_EV.TAP_SYN_RCVD))) return false;
   return c.wndToTap === 0 || now - c.lastActivity < DRAIN_QUIET_MS;
-}
-
-/** Same addresses and ports (the frames' IP and TCP headers). */
-function sameTuple(u8: Uint8Array, l3a: number, l4a: number, l3b: number, l4b: number, v4: boolean): boolean {
-  const a = v4 ? l3a + 12 : l3a + 8;
-  const b = v4 ? l3b + 12 : l3b + 8;
-  const n = v4 ? 8 : 32;
-  for (let i = 0; i < n; i++) if (u8[a + i] !== u8[b + i]) return false;
-  for (let i = 0; i < 4; i++) if (u8[l4a + i] !== u8[l4b + i]) return false;
-  return true;
 }
 
 new TcpWorker().run();

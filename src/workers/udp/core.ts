@@ -32,8 +32,8 @@
  *   (`lastMs`); an echo request refreshes a ping flow (replies do not).
  *   The timer pass, at most once per second, frees UDP flows idle for
  *   180 s and ping flows idle for 60 s, and closes their sockets. Tests may
- *   shorten both with the environment variables PASST_TS_UDP_TIMEOUT_MS and
- *   PASST_TS_PING_TIMEOUT_MS (milliseconds; never set in production).
+ *   shorten both (cfg.tuning: PASST_TS_UDP_TIMEOUT_MS and
+ *   PASST_TS_PING_TIMEOUT_MS, read by conf.ts; never set in production).
  * - Limits: flow table of 131 071 entries (SPEC §7); a full table, a
  *   socket that cannot be made, bound or connected → the datagram is
  *   dropped and counted, nothing throws. Every drop has its counter
@@ -42,6 +42,7 @@
  *   RFC 792 and RFC 4443 (echo), ip(7)/icmp(7) on ping sockets.
  */
 import type { Config } from '../../shared/config';
+import { PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../../shared/config';
 import type { NativeAddon } from '../../shared/native';
 import { E, errnoName } from '../../shared/native';
 import { FlowTable, INISIDE, TGTSIDE, PIF, PIF_NAMES, FLOW_KEY, Pif } from '../../shared/flow/table';
@@ -50,6 +51,7 @@ import { Nat } from '../../shared/flow/nat';
 import { endpointString, inanyIs4, inanyIsLoopback } from '../../shared/flow/inany';
 import type { GuestState } from '../../shared/guestState';
 import type { FrameRing } from '../../shared/ring/frameRing';
+import { RING_REC_HDR, recordSize } from '../../shared/ring/layout';
 import { COUNTERS, CounterName, Stats } from '../../shared/stats';
 import { sockaddrFrom, SOCKADDR_LEN } from '../../shared/sockaddr';
 import {
@@ -60,6 +62,7 @@ import {
 import { EpollType, packRef } from '../../shared/epollRef';
 import { log } from '../../shared/log';
 import type { TapOut } from '../l4/tapOut';
+import { GuestBatch } from '../l4/tapIn';
 import { MAX_FRAME } from '../../shared/frameKinds';
 
 /** The syscalls the UDP worker uses (the real addon, or a fake in unit tests). */
@@ -76,14 +79,11 @@ export const IPPROTO_ICMPV6 = 58;
 
 /** SPEC §7: flows per table. */
 export const FLOW_CAPACITY = 131071;
-/** SPEC §5.1, §6. */
-export const UDP_TIMEOUT_MS = 180_000;
-export const PING_TIMEOUT_MS = 60_000;
 /** The timer pass runs at most this often. */
 export const SCAN_INTERVAL_MS = 1000;
 /** Datagrams per recvmmsg()/sendmmsg() call. */
-export const DEFAULT_BATCH = 32;
-export const MAX_BATCH = 64;
+export const DEFAULT_BATCH = UDP_BATCH;
+export const MAX_BATCH = UDP_BATCH_MAX;
 
 /** Where a flow's end is, by pif, in the control socket's words. */
 const FLOW_END_NAMES = { 0: 'none', 1: 'guest', 2: 'host', 3: 'namespace' } satisfies Record<Pif, string>;
@@ -128,26 +128,6 @@ export interface UdpCoreOptions {
   batch?: number;
   /** Gives consumed input space back to tap-RX (and wakes it if it waits); default: release only. */
   releaseInput?: () => void;
-}
-
-/** Reads the test-only timeout overrides and the batch knob from the environment. */
-export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<UdpCoreOptions, 'udpTimeoutMs' |
-  'pingTimeoutMs' | 'batch'> {
-  const num = (k: string, min: number, max: number): number | undefined => {
-    const v = env[k];
-    if (v === undefined || v === '') return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      log.warn(`ignoring ${k}=${v}: not an integer in ${min}..${max}`);
-      return undefined;
-    }
-    return n;
-  };
-  return {
-    udpTimeoutMs: num('PASST_TS_UDP_TIMEOUT_MS', 1, UDP_TIMEOUT_MS),
-    pingTimeoutMs: num('PASST_TS_PING_TIMEOUT_MS', 1, PING_TIMEOUT_MS),
-    batch: num('PASST_TS_UDP_BATCH', 1, MAX_BATCH),
-  };
 }
 
 type Ix = Record<CounterName<'udp'>, number>;
@@ -214,6 +194,8 @@ export class UdpCore {
   readonly listeners: (Listener | null)[] = [];
   private readonly listenerSlots = new Map<number, number>();
 
+  /** The batch of guest frames being handled (tap.ts), over the input ring. */
+  readonly tapBatch: GuestBatch;
   /** Scratch addresses (16-byte inany) for handlers. */
   readonly a16 = new Uint8Array(16);
   readonly b16 = new Uint8Array(16);
@@ -231,6 +213,7 @@ export class UdpCore {
     this.cfg = o.cfg;
     this.guest = o.guest;
     this.input = o.input;
+    this.tapBatch = new GuestBatch(o.input.u8);
     this.out = o.out;
     this.sys = o.sys;
     this.epfd = o.epfd;
@@ -386,7 +369,7 @@ export class UdpCore {
 
   /** True when sockets are paused and the ring has room for a slot again. */
   canResume(): boolean {
-    return this.paused.size > 0 && this.out.ring.beginWrite(slotRec(this.out.vnetLen) - 16) >= 0;
+    return this.paused.size > 0 && this.out.ring.beginWrite(slotRec(this.out.vnetLen) - RING_REC_HDR) >= 0;
   }
 
   /** Re-arms every paused socket once the ring has room; returns how many. */
@@ -608,7 +591,7 @@ export class UdpCore {
 
 /** Record size of one receive slot: header + virtio-net + Ethernet + IPv6 + UDP + largest payload. */
 export function slotRec(vnetLen: number): number {
-  return (16 + slotData(vnetLen) + 20 + 7) & ~7;
+  return recordSize(slotData(vnetLen) + 20);
 }
 
 export function bindToDevice(s: UdpSys, fd: number, ifname: string): void {

@@ -27,6 +27,7 @@
  */
 import { UdpCore, FLOW_TYPE, IPPROTO_ICMP, IPPROTO_ICMPV6, SOCK_F, anyOf, bindToDevice } from './core';
 import { guestAddrs } from './tap';
+import type { GuestBatch } from '../l4/tapIn';
 import { INISIDE, TGTSIDE, PIF, FLOW_KEY } from '../../shared/flow/table';
 import { inanyIs4, inanyIsLoopback } from '../../shared/flow/inany';
 import { EPOLL_CTL_ADD, EPOLLIN, EPOLLERR } from '../../shared/linux';
@@ -45,8 +46,9 @@ const rx = { offs: new Int32Array(REPLY_BATCH), lens: new Int32Array(REPLY_BATCH
 const dest = new Uint8Array(SOCKADDR_LEN);
 
 /** An echo request from the guest at u8[l4, l4+l4Len) of the input ring. */
-export function icmpFromTap(c: UdpCore, v4: boolean, l3: number, l4: number, l4Len: number, now: number): void {
+export function icmpFromTap(c: UdpCore, inb: GuestBatch, l4: number, l4Len: number, now: number): void {
   const u8 = c.input.u8;
+  const v4 = inb.v4;
   if (l4Len < 8) {
     c.drop(c.ix.truncated);
     return;
@@ -56,7 +58,7 @@ export function icmpFromTap(c: UdpCore, v4: boolean, l3: number, l4: number, l4L
     return;
   }
   const id = (u8[l4 + 4] << 8) | u8[l4 + 5];
-  if (!guestAddrs(c, u8, v4, l3)) return;
+  if (!guestAddrs(c, inb)) return;
   const src = c.a16;
   const dst = c.b16;
   const proto = v4 ? IPPROTO_ICMP : IPPROTO_ICMPV6;

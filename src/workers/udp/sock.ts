@@ -51,7 +51,7 @@ import { pingSockHandler } from './icmp';
 import { FLOW_KEY, INISIDE } from '../../shared/flow/table';
 import { inanyIs4 } from '../../shared/flow/inany';
 import { FRAME_KIND, MAX_FRAME } from '../../shared/frameKinds';
-import { REC_KIND } from '../../shared/ring/layout';
+import { REC_KIND, RING_ALIGN, RING_REC_HDR, recordData, recordHeader, recordLenFilling } from '../../shared/ring/layout';
 import { sockaddrTo, SOCKADDR_LEN } from '../../shared/sockaddr';
 import { EpollType, packRef, refIndex, refType } from '../../shared/epollRef';
 import { EPOLLERR, EPOLLIN } from '../../shared/linux';
@@ -129,7 +129,7 @@ export function recvSock(c: UdpCore, st: RecvState, fd: number, l: Listener | nu
     let base: number;
     let count: number;
     let inRing: boolean;
-    const d = ring.beginWrite(slot - 16);
+    const d = ring.beginWrite(slot - RING_REC_HDR);
     if (d < 0 && (l || c.sock[f0 * 2 + (s0 ^ 1)] < 0)) {
       // datagrams for the guest, and no room: leave them in the socket
       c.pause(l ? packRef(EpollType.UDP_LISTEN, l.slot) : packRef(EpollType.UDP_REPLY, f0 * 2 + s0), fd);
@@ -139,7 +139,7 @@ export function recvSock(c: UdpCore, st: RecvState, fd: number, l: Listener | nu
     if (d >= 0) {
       inRing = true;
       area = ring.u8;
-      base = d - 16;
+      base = recordHeader(d);
       count = Math.min(c.batch, Math.floor(ring.contiguousFree() / slot));
     } else {
       inRing = false;
@@ -148,7 +148,7 @@ export function recvSock(c: UdpCore, st: RecvState, fd: number, l: Listener | nu
       count = c.batch;
     }
     for (let i = 0; i < count; i++) {
-      st.offs[i] = base + i * slot + 16 + hdr;
+      st.offs[i] = recordData(base + i * slot) + hdr;
       st.lens[i] = MAX_PAYLOAD;
     }
     const n = c.sys.recvmmsg(fd, area, st.offs, st.lens, count, l ? st.addrs : null, st.out, 0);
@@ -233,8 +233,8 @@ function toTap(c: UdpCore, st: RecvState, area: Uint8Array, inRing: boolean, f: 
     const natural = pay - fhdr;
     if (natural !== rec) {
       const gap = natural - rec;
-      if (len > COPY_MAX && gap >= 16 && (gap & 7) === 0) {
-        ring.endWrite(gap - 16, REC_KIND.SKIP);
+      if (len > COPY_MAX && gap >= RING_REC_HDR && gap % RING_ALIGN === 0) {
+        ring.endWrite(recordLenFilling(gap), REC_KIND.SKIP);
         rec = natural;
       } else {
         u8.copyWithin(rec + fhdr, pay, pay + len);

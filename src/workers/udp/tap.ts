@@ -6,7 +6,9 @@
  * - tap-RX hands over records of kind UDP4/UDP6/ICMP4/ICMP6 with the L3
  *   and L4 offsets in meta1 and the L4 length (from the IP header, padding
  *   excluded) in meta2; IP-level checks (lengths, fragments, loopback) are
- *   done there. Checks here, each a counted drop:
+ *   done there. They come in batches of one kind and 4-tuple, the shape
+ *   the TCP worker takes too (l4/tapIn.ts), whose addresses are read once.
+ *   Checks here, each a counted drop:
  *   - L4 shorter than its 8-byte header → 'truncated';
  *   - UDP length field < 8 or beyond the IP payload → 'badLength' (a field
  *     shorter than the payload is honoured: trailing bytes are ignored, as
@@ -18,7 +20,7 @@
  * - The flow is looked up by the guest's 4-tuple (TAP side), and made if
  *   missing (flow.ts). Consecutive datagrams for the same flow side are
  *   batched: their payloads stay in the input ring (released only after
- *   the batch is sent, then released at once) and leave with one
+ *   the input batch is handled and every payload of it sent) and leave with one
  *   sendmmsg(MSG_NOSIGNAL), with explicit destinations when the socket is a
  *   duplicated listener.
  *   Zero-length datagrams are forwarded.
@@ -30,8 +32,9 @@ import { UdpCore, SOCK_F, IPPROTO_UDP, MAX_BATCH } from './core';
 import { udpFlowFromTap } from './flow';
 import { icmpFromTap } from './icmp';
 import { PIF, FLOW_KEY } from '../../shared/flow/table';
-import { inanyFrom4, inanyIsUnicast, inanyIsUnspecified } from '../../shared/flow/inany';
-import { FRAME_KIND, l3OffOf, l4OffOf } from '../../shared/frameKinds';
+import { inanyIsUnicast, inanyIsUnspecified } from '../../shared/flow/inany';
+import { FRAME_KIND } from '../../shared/frameKinds';
+import { GuestBatch, GUEST_BATCH_MAX, nextGuestBatch } from '../l4/tapIn';
 import { sockaddrFrom, SOCKADDR_LEN } from '../../shared/sockaddr';
 import { MSG_NOSIGNAL } from '../../shared/linux';
 import { E, errnoName } from '../../shared/native';
@@ -113,58 +116,48 @@ export function flushBatch(c: UdpCore, b: SendBatch, u8: Uint8Array, counter: nu
  * every record consumed so far back to tap-RX (their payloads are sent).
  */
 export function flushTapBatch(c: UdpCore, b: SendBatch): void {
-  if (b.n === 0) return;
   flushBatch(c, b, c.input.u8, c.ix.toSock);
   c.releaseInput();
 }
 
 /**
- * Drains up to `budget` records from the input ring. Returns how many were
- * handled. The caller releases the ring afterwards (every payload has been
- * sent by then).
+ * Drains up to `budget` records from the input ring, in batches of one
+ * kind and 4-tuple (l4/tapIn.ts). Returns how many were handled. Input
+ * space goes back to tap-RX after each batch, once its payloads are sent.
  */
 export function tapHandler(c: UdpCore, b: SendBatch, now: number, budget: number): number {
-  const ring = c.input;
-  const v = c.stats.v;
+  const inb = c.tapBatch;
   let n = 0;
   while (n < budget) {
-    const d = ring.peek();
-    if (d < 0) break;
-    const kind = ring.recKind;
-    const m1 = ring.recMeta1;
-    const l4Len = ring.recMeta2;
-    const l3 = d + l3OffOf(m1);
-    const l4 = d + l4OffOf(m1);
-    v[c.ix.frames]++;
-    if (l4 < l3 || l4 + l4Len > d + ring.recLen) {
-      c.drop(c.ix.truncated);
-    } else if (kind === FRAME_KIND.UDP4 || kind === FRAME_KIND.UDP6) {
-      udpFromTap(c, b, kind === FRAME_KIND.UDP4, l3, l4, l4Len, now);
+    const k = nextGuestBatch(c.input, inb, Math.min(GUEST_BATCH_MAX, budget - n));
+    if (k === 0) break;
+    n += k;
+    c.stats.v[c.ix.frames] += k;
+    const kind = inb.kind;
+    if (kind === FRAME_KIND.UDP4 || kind === FRAME_KIND.UDP6) {
+      for (let i = 0; i < k; i++) udpFromTap(c, b, inb, inb.off[i], inb.len[i], now);
     } else if (kind === FRAME_KIND.ICMP4 || kind === FRAME_KIND.ICMP6) {
-      flushTapBatch(c, b);
-      icmpFromTap(c, kind === FRAME_KIND.ICMP4, l3, l4, l4Len, now);
+      flushBatch(c, b, c.input.u8, c.ix.toSock);
+      for (let i = 0; i < k; i++) icmpFromTap(c, inb, inb.off[i], inb.len[i], now);
     } else {
-      c.drop(c.ix.truncated); // not a kind tap-RX sends here
+      // out-of-bounds offsets, or not a kind tap-RX sends here
+      for (let i = 0; i < k; i++) c.drop(c.ix.truncated);
     }
-    ring.consume();
-    n++;
+    // nothing of this batch is referenced any more once b is sent
+    flushTapBatch(c, b);
   }
-  flushTapBatch(c, b);
   return n;
 }
 
 /**
- * Reads the source and destination of the IP header at l3 into c.a16 /
- * c.b16. False (counted as badAddr) unless the source is unicast and the
- * destination specified.
+ * Reads the batch's source and destination into c.a16 / c.b16 (through
+ * the IP views, once per batch). False (counted as badAddr) unless the
+ * source is unicast and the destination specified.
  */
-export function guestAddrs(c: UdpCore, u8: Uint8Array, v4: boolean, l3: number): boolean {
-  if (v4) {
-    inanyFrom4(c.a16, 0, u8, l3 + 12);
-    inanyFrom4(c.b16, 0, u8, l3 + 16);
-  } else {
-    c.a16.set(u8.subarray(l3 + 8, l3 + 24));
-    c.b16.set(u8.subarray(l3 + 24, l3 + 40));
+export function guestAddrs(c: UdpCore, inb: GuestBatch): boolean {
+  if (!inb.addresses(c.a16, 0, c.b16, 0)) {
+    c.drop(c.ix.truncated);
+    return false;
   }
   if (!inanyIsUnicast(c.a16, 0) || inanyIsUnspecified(c.b16, 0)) {
     c.drop(c.ix.badAddr);
@@ -173,7 +166,7 @@ export function guestAddrs(c: UdpCore, u8: Uint8Array, v4: boolean, l3: number):
   return true;
 }
 
-function udpFromTap(c: UdpCore, b: SendBatch, v4: boolean, l3: number, l4: number, l4Len: number, now: number): void {
+function udpFromTap(c: UdpCore, b: SendBatch, inb: GuestBatch, l4: number, l4Len: number, now: number): void {
   const u8 = c.input.u8;
   if (l4Len < 8) {
     c.drop(c.ix.truncated);
@@ -184,7 +177,7 @@ function udpFromTap(c: UdpCore, b: SendBatch, v4: boolean, l3: number, l4: numbe
     c.drop(c.ix.badLength);
     return;
   }
-  if (!v4 && u8[l4 + 6] === 0 && u8[l4 + 7] === 0) {
+  if (!inb.v4 && u8[l4 + 6] === 0 && u8[l4 + 7] === 0) {
     c.drop(c.ix.zeroChecksum);
     return;
   }
@@ -194,7 +187,7 @@ function udpFromTap(c: UdpCore, b: SendBatch, v4: boolean, l3: number, l4: numbe
     c.drop(c.ix.zeroPort);
     return;
   }
-  if (!guestAddrs(c, u8, v4, l3)) return;
+  if (!guestAddrs(c, inb)) return;
   const src = c.a16;
   const dst = c.b16;
   let ref = c.table.lookup(IPPROTO_UDP, PIF.TAP, dst, 0, dport, src, 0, sport);
@@ -207,7 +200,8 @@ function udpFromTap(c: UdpCore, b: SendBatch, v4: boolean, l3: number, l4: numbe
   c.lastMs[f] = now;
   c.rxBytes[ref] += ulen - 8;
   c.stats.v[c.ix.bytesFromTap] += ulen - 8;
-  if (b.n && (b.flow !== f || b.side !== other || b.n === MAX_BATCH)) flushTapBatch(c, b);
+  // a full batch, or another flow: send what is gathered (its records stay ours until released)
+  if (b.n && (b.flow !== f || b.side !== other || b.n === MAX_BATCH)) flushBatch(c, b, u8, c.ix.toSock);
   b.flow = f;
   b.side = other;
   b.offs[b.n] = l4 + 8;

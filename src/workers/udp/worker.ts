@@ -4,10 +4,12 @@
  *
  * Theory of operation
  * - Inputs: the ring from tap-RX (guest UDP datagrams and echo requests,
- *   tap.ts), readiness of its sockets in its epoll set (sock.ts, icmp.ts),
+ *   in batches of one 4-tuple, l4/tapIn.ts; tap.ts), readiness of its sockets in its epoll set (sock.ts, icmp.ts),
  *   and control messages from main ('listen'/'unlisten' hand over and take
  *   back forwarded-port sockets). Output: frames to the guest in its ring
- *   towards tap-TX (TapOut), published once per loop iteration.
+ *   towards tap-TX (TapOut), handed to the guest link once per loop
+ *   iteration (written by this thread while tap-TX holds nothing of it,
+ *   else published: link/directWriter.ts).
  * - One iteration (loop.ts): drain the input ring within a budget (payloads
  *   are sent before the space is released), run the timer pass (core.ts:
  *   flow expiry, once per second), publish frames, release input space;
@@ -24,7 +26,7 @@ import { GuestState } from '../../shared/guestState';
 import { Stats } from '../../shared/stats';
 import { native } from '../../shared/native';
 import { TapOut } from '../l4/tapOut';
-import { UdpCore, optionsFromEnv } from './core';
+import { UdpCore } from './core';
 import { SendBatch, tapHandler } from './tap';
 import { RecvState, sockHandler } from './sock';
 
@@ -48,7 +50,8 @@ class UdpWorker extends WorkerLoop<L4Init> {
     this.out = new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
     this.core = new UdpCore({
       cfg: i.cfg, guest, input: this.input, out: this.out, sys: native, epfd: this.epfd, nsfd: i.nsfd,
-      stats: new Stats('udp', i.stats), ...optionsFromEnv(),
+      stats: new Stats('udp', i.stats),
+      udpTimeoutMs: i.cfg.tuning.udpTimeoutMs, pingTimeoutMs: i.cfg.tuning.pingTimeoutMs, batch: i.cfg.tuning.udpBatch,
       releaseInput: () => { if (this.input.release()) this.producer.wake(); },
     });
   }

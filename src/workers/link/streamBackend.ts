@@ -3,17 +3,20 @@
  * preceded by its 32-bit big-endian length, many frames per sendmsg().
  *
  * The length is written into the 4 bytes just before the frame (the ring
- * record header's meta2, which tap-TX owns once it consumed the record),
+ * record's REC_PREFIX_ROOM, which its writer owns: layout.ts),
  * so each frame is one contiguous iovec. A send the kernel accepts only in
  * part is resumed from the exact byte on the next call (the ring record
  * stays pending until its last byte left), never blocking the worker.
  */
-import { native, E } from '../shared/native';
-import { MSG_DONTWAIT, MSG_NOSIGNAL } from '../shared/linux';
+import { native, E } from '../../shared/native';
+import { EPOLLOUT, MSG_DONTWAIT, MSG_NOSIGNAL } from '../../shared/linux';
+import { REC_PREFIX_ROOM } from '../../shared/ring/layout';
+import type { LinkBackend, LinkFailure } from './link';
 
 const MAX_IOV = 128;
 
-export class StreamWriter {
+export class StreamBackend implements LinkBackend {
+  readonly waitEvents = EPOLLOUT;
   /** Bytes of the first pending frame (prefix included) already sent. */
   private partial = 0;
   private readonly offs = new Int32Array(MAX_IOV);
@@ -29,8 +32,17 @@ export class StreamWriter {
   }
 
   /** Resumes a frame another writer left half sent (txGate.ts). */
-  setPartial(bytes: number): void {
+  resume(bytes: number): void {
     this.partial = bytes;
+  }
+
+  /** Any error on the client's socket means the client is gone. */
+  failure(_errno: number): LinkFailure {
+    return 'gone';
+  }
+
+  waitFd(fd: number): number {
+    return fd;
   }
 
   /**
@@ -41,7 +53,7 @@ export class StreamWriter {
   send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, first: number, count: number): number {
     const n = Math.min(count, MAX_IOV);
     for (let i = 0; i < n; i++) {
-      const o = offs[first + i] - 4;
+      const o = offs[first + i] - REC_PREFIX_ROOM;
       const l = lens[first + i];
       u8[o] = l >>> 24;
       u8[o + 1] = (l >>> 16) & 0xff;

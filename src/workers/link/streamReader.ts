@@ -2,8 +2,8 @@
  * passt's stream back end, receive side (SPEC.md §1.2): qemu's
  * `-netdev stream` sends every Ethernet frame preceded by a 32-bit
  * big-endian length, and reads may split anywhere. This turns the byte
- * stream into ring records laid out like native.readFrames' (16 bytes of
- * header room, 8-byte aligned).
+ * stream into ring records laid out like native.readFrames' (room for the
+ * record header before each frame, 8-byte aligned: ring/layout.ts).
  *
  * Theory of operation
  * - Small frames (everything below DIRECT_MIN: ARP, ACKs, MTU-1500
@@ -30,10 +30,12 @@
  *   (in the private buffer: the record it will go to may move when the
  *   ring wraps).
  */
-import { native, E } from '../shared/native';
-import { MSG_DONTWAIT } from '../shared/linux';
-import type { FrameRing } from '../shared/ring/frameRing';
-import { rd32 } from '../shared/wire/bytes';
+import { native, E } from '../../shared/native';
+import { MSG_DONTWAIT } from '../../shared/linux';
+import type { FrameRing } from '../../shared/ring/frameRing';
+import { rd32 } from '../../shared/wire/bytes';
+import { REC_PREFIX_ROOM, nextRecord, recordData } from '../../shared/ring/layout';
+import type { LinkReceiver } from './link';
 
 const BUF = 4 << 20;
 /** An Ethernet header: anything shorter cannot be a frame. */
@@ -47,7 +49,11 @@ const LOOK = 4096;
 /** Small frames it takes, after a large one, to go back to bulk reads. */
 const LARGE_MEMORY = 64;
 
-export class StreamReader {
+export class StreamReader implements LinkReceiver {
+  /** A large frame received in part waits in its record (parked). */
+  readonly keepsRing = true;
+  readonly hangUp = 'client hang-up';
+  readonly lost = 'gone';
   private readonly buf = new Uint8Array(BUF);
   private readonly dv = new DataView(this.buf.buffer);
   private start = 0;
@@ -95,6 +101,19 @@ export class StreamReader {
     return this.end > this.start || this.parkLen > 0;
   }
 
+  /** More without a new EPOLLIN: the socket was not drained, or whole frames are buffered. */
+  more(_n: number, _max: number, _space: number, _used: number, _maxRead: number): boolean {
+    return this.pending;
+  }
+
+  failure(status: number): string {
+    if (status === -E.ENODATA) {
+      return this.midFrame ? 'client closed the connection in the middle of a frame' : 'client closed the connection';
+    }
+    if (status === -E.EPROTO) return this.error ?? 'bad frame length';
+    return `receive error on client connection: ${native.strerror(-status)}`;
+  }
+
   /** True if the next read() can produce something without a new EPOLLIN. */
   get pending(): boolean {
     if (!this.drained) return true;
@@ -122,15 +141,15 @@ export class StreamReader {
       // too; or, when frames have been large and nothing is buffered, the
       // next one is read whole (length and all) straight into its record
       const parked = this.parkLen > 0;
-      if (parked || (this.largeRecent > 0 && this.start === this.end && n < max && pos + 16 + MAX_LEN <= end)) {
-        if (parked && (n >= max || pos + 16 + this.parkLen > end)) {
+      if (parked || (this.largeRecent > 0 && this.start === this.end && n < max && recordData(pos) + MAX_LEN <= end)) {
+        if (parked && (n >= max || recordData(pos) + this.parkLen > end)) {
           lens[n] = 0;
           return n;
         }
-        if (parked && this.parkOff !== pos + 16) {
+        if (parked && this.parkOff !== recordData(pos)) {
           // the record moved (the ring wrapped, or frames went before it): bring the bytes along
-          u8.copyWithin(pos + 16, this.parkOff, this.parkOff + this.parkHave);
-          this.parkOff = pos + 16;
+          u8.copyWithin(recordData(pos), this.parkOff, this.parkOff + this.parkHave);
+          this.parkOff = recordData(pos);
         }
         this.parkDone = 0;
         const r = parked ? this.readDirect(fd, u8, end) : this.readSpeculative(fd, u8, pos, end);
@@ -149,7 +168,7 @@ export class StreamReader {
           this.noteLen(flen);
           this.directFrames++;
           if (!parked) this.oneReadFrames++;
-          pos = (pos + 16 + flen + 7) & ~7;
+          pos = nextRecord(pos, flen);
         }
         if (this.drained && !this.pending) {
           // the socket is empty and no whole frame is buffered: don't ask again in this call
@@ -164,15 +183,15 @@ export class StreamReader {
         const flen = this.dv.getUint32(this.start);
         if (flen < MIN_FRAME || flen > MAX_LEN) return this.badLength(flen, lens, n);
         if (this.end - this.start < 4 + flen) break;
-        if (pos + 16 + flen > end) {
+        if (recordData(pos) + flen > end) {
           lens[n] = 0;
           return n;
         }
-        u8.set(this.buf.subarray(this.start + 4, this.start + 4 + flen), pos + 16);
+        u8.set(this.buf.subarray(this.start + 4, this.start + 4 + flen), recordData(pos));
         lens[n++] = flen;
         this.noteLen(flen);
         this.start += 4 + flen;
-        pos = (pos + 16 + flen + 7) & ~7;
+        pos = nextRecord(pos, flen);
       }
       if (n >= max) {
         lens[n] = 0;
@@ -189,16 +208,16 @@ export class StreamReader {
       if (this.end - this.start >= 4) {
         const flen = this.dv.getUint32(this.start);
         if (flen >= DIRECT_MIN) {
-          if (pos + 16 + flen > end) {
+          if (recordData(pos) + flen > end) {
             lens[n] = 0;
             return n;
           }
           const have = this.end - this.start - 4;
-          if (have > 0) u8.set(this.buf.subarray(this.start + 4, this.end), pos + 16);
+          if (have > 0) u8.set(this.buf.subarray(this.start + 4, this.end), recordData(pos));
           this.start = this.end = 0;
           this.parkLen = flen;
           this.parkHave = have;
-          this.parkOff = pos + 16;
+          this.parkOff = recordData(pos);
           continue;
         }
       }
@@ -264,7 +283,8 @@ export class StreamReader {
 
   /**
    * With nothing buffered, reads the next frame's length into the last four
-   * bytes of its record header room (u8[pos+12, pos+16)) and the frame,
+   * bytes of its record header room (REC_PREFIX_ROOM, right before the
+   * record's data) and the frame,
    * plus whatever follows, behind it: a whole frame costs one syscall and
    * no copy. Bytes beyond the frame go to the buffer; a frame that is not
    * complete yet is parked in its record. Returns bytes received (the
@@ -272,17 +292,18 @@ export class StreamReader {
    * length) or another -errno, as readDirect().
    */
   private readSpeculative(fd: number, u8: Uint8Array, pos: number, end: number): number {
-    const want = Math.min(4 + MAX_LEN + LOOK, end - (pos + 12));
-    const r = native.read(fd, u8, pos + 12, want);
+    const at = recordData(pos) - REC_PREFIX_ROOM;
+    const want = Math.min(4 + MAX_LEN + LOOK, end - at);
+    const r = native.read(fd, u8, at, want);
     if (r <= 0) return r;
     this.drained = r < want;
     if (r < 4) {
-      this.buf.set(u8.subarray(pos + 12, pos + 12 + r), 0);
+      this.buf.set(u8.subarray(at, at + r), 0);
       this.start = 0;
       this.end = r;
       return r;
     }
-    const flen = rd32(u8, pos + 12);
+    const flen = rd32(u8, at);
     if (flen < MIN_FRAME || flen > MAX_LEN) {
       this.setLengthError(flen);
       return -E.EPROTO;
@@ -291,13 +312,13 @@ export class StreamReader {
     if (got < flen) {
       this.parkLen = flen;
       this.parkHave = got;
-      this.parkOff = pos + 16;
+      this.parkOff = recordData(pos);
       return r;
     }
     const extra = got - flen;
     this.start = 0;
     this.end = extra;
-    if (extra > 0) this.buf.set(u8.subarray(pos + 16 + flen, pos + 16 + got), 0);
+    if (extra > 0) this.buf.set(u8.subarray(recordData(pos) + flen, recordData(pos) + got), 0);
     this.parkDone = flen;
     return r;
   }

@@ -1,36 +1,39 @@
 /**
- * tap-TX: frames to the guest.
+ * tap-TX: the guest link's writer of record.
  *
  * Theory of operation
  * - Drains its input rings (link-service replies from tap-RX first, then
- *   each L4 worker), each within a budget, and writes the frames to the tap
- *   (one write() per frame, batched in one native call) or, in passt, to
- *   the qemu stream socket (StreamWriter: length prefixes, many frames per
- *   sendmsg, partial writes resumed).
+ *   each L4 worker), each within a budget, and hands the frames to the
+ *   guest link (link.ts: the back end's framing and the pcap tee), many
+ *   frames per call.
  * - A record's space goes back to its producer only once the frame has
- *   left: frames the tap refused (EAGAIN) stay pending, tap-TX watches
- *   EPOLLOUT and resumes with them, so no frame is lost to a full tap
- *   queue and producers feel the back-pressure through their ring.
- * - pcap: every frame sent is recorded (without the virtio-net header).
+ *   left: frames the back end refused for now (would block) stay pending,
+ *   tap-TX watches for room (EPOLLOUT) and resumes with them, so no frame
+ *   is lost to a full tap queue and producers feel the back-pressure
+ *   through their ring.
  * - Without a guest connection (passt between clients), frames are
  *   dropped and counted.
- * - Writer gate (txGate.ts): L4 workers write their own frames when tap-TX
- *   holds nothing of theirs; tap-TX holds the gate for each pass over its
- *   inputs, and a frame someone left half sent on passt's stream is
- *   completed before anything else.
+ * - The single-writer gate (txGate.ts): L4 workers write their own frames
+ *   when tap-TX holds nothing of theirs. tap-TX takes the gate for each
+ *   pass over its inputs, without waiting: when an L4 worker holds it,
+ *   tap-TX asks to be rung and sleeps (or goes on with other work), and
+ *   the L4 worker rings its waker when it lets go. A frame someone left
+ *   half sent on passt's stream is completed before anything else.
+ * - A new guest descriptor ('tap' control message, passt) is put in the
+ *   gate under the gate, maybe a pass later when an L4 worker held it;
+ *   only then tap-TX acknowledges it (nobody writes to the old one any
+ *   more, so main may close it).
  */
-import { WorkerLoop } from './loop';
-import type { ControlMsg, TapTxInit } from '../shared/messages';
-import { FrameRing } from '../shared/ring/frameRing';
-import { Waker } from '../shared/ring/waker';
-import { native, E } from '../shared/native';
-import { EPOLLOUT } from '../shared/linux';
-import { EpollType, packRef, refType } from '../shared/epollRef';
-import { Stats } from '../shared/stats';
-import { PcapWriter } from '../shared/pcapWriter';
-import { StreamWriter } from './streamWriter';
-import { monotonicMs } from '../shared/time';
-import { TxGate } from '../shared/txGate';
+import { WorkerLoop } from '../loop';
+import type { ControlMsg, TapTxInit } from '../../shared/messages';
+import { FrameRing } from '../../shared/ring/frameRing';
+import { Waker } from '../../shared/ring/waker';
+import { native } from '../../shared/native';
+import { EpollType, packRef, refType } from '../../shared/epollRef';
+import { Stats } from '../../shared/stats';
+import { monotonicMs } from '../../shared/time';
+import { GuestLink } from './link';
+import { TxGate } from './txGate';
 
 const BATCH = 128;
 
@@ -53,10 +56,11 @@ class TapTx extends WorkerLoop<TapTxInit> {
   private readonly vnetLen: number;
   private readonly inputs: Input[];
   private readonly stats: Stats<'tapTx'>;
-  private readonly pcap: PcapWriter | null;
-  private readonly stream: StreamWriter | null;
-  /** Waiting for EPOLLOUT on the tap. */
+  private readonly link: GuestLink;
+  /** Waiting for room on the guest's descriptor (the back end's waitEvents). */
   private blocked = false;
+  /** The descriptor watched while blocked. */
+  private waitFd = -1;
   /**
    * The input whose frames were cut short by a full socket: it goes first
    * when writing resumes, since on a stream the rest of a half-sent frame
@@ -66,6 +70,10 @@ class TapTx extends WorkerLoop<TapTxInit> {
   private readonly gate: TxGate;
   /** This thread holds the gate (control messages may arrive while it does). */
   private locked = false;
+  /** An L4 worker held the gate when we wanted it: it rings us when it lets go. */
+  private gateWanted = false;
+  /** A new guest descriptor to put in the gate, then acknowledge (seq), or null. */
+  private pendingTap: { fd: number; seq: number } | null = null;
 
   constructor() {
     super();
@@ -74,48 +82,74 @@ class TapTx extends WorkerLoop<TapTxInit> {
     this.vnetLen = i.vnetLen;
     this.inputs = i.inputs.map((x) => new Input(x.ring, new Waker(x.producer)));
     this.stats = new Stats('tapTx', i.stats);
-    this.pcap = i.pcapFd >= 0 ? new PcapWriter(i.pcapFd) : null;
-    this.stream = i.backend === 'stream' ? new StreamWriter() : null;
+    this.link = new GuestLink(i.backend, i.vnetLen, i.pcapFd);
+    // the main thread put tapfd in the gate when it made it
     this.gate = new TxGate(i.txGate);
-    this.withGate(() => { this.gate.fd = this.tapfd; });
   }
 
-  private withGate<T>(fn: () => T): T {
-    if (this.locked) return fn();
-    this.gate.lock();
+  /** Runs fn holding the gate; false, without running it, if an L4 worker holds it. */
+  private withGate(fn: () => void): boolean {
+    if (this.locked) {
+      this.applyPendingTap();
+      fn();
+      return true;
+    }
+    if (!this.gate.tryAcquire()) {
+      this.gateWanted = true;
+      return false;
+    }
+    this.gateWanted = false;
     this.locked = true;
     try {
-      return fn();
+      this.applyPendingTap();
+      fn();
     } finally {
       this.locked = false;
-      this.gate.unlock();
+      this.gate.release();
     }
+    return true;
+  }
+
+  /** Under the gate: the new descriptor becomes everybody's, then main hears it is applied. */
+  private applyPendingTap(): void {
+    const p = this.pendingTap;
+    if (!p) return;
+    this.pendingTap = null;
+    this.gate.fd = p.fd;
+    this.gate.partial = -1;
+    this.post({ type: 'tapAck', seq: p.seq, stage: 'tapTx' });
   }
 
   protected onControl(msg: ControlMsg): void {
     if (msg.type === 'tap') {
-      if (this.tapfd >= 0 && this.blocked) this.del(this.tapfd);
+      if (this.blocked) this.unblock();
       this.tapfd = msg.fd;
-      this.blocked = false;
       this.resume = null;
-      this.stream?.reset();
-      this.withGate(() => {
-        this.gate.fd = msg.fd;
-        this.gate.partial = -1;
-      });
-      this.post({ type: 'tapAck', seq: msg.seq, stage: 'tapTx' });
+      this.link.backend.reset();
+      this.pendingTap = { fd: msg.fd, seq: msg.seq };
+      this.withGate(() => {});
     }
+  }
+
+  private unblock(): void {
+    this.blocked = false;
+    this.del(this.waitFd);
+    this.waitFd = -1;
   }
 
   protected onEvent(ref: number, _events: number): void {
     // EPOLLOUT, or EPOLLERR/EPOLLHUP: either way the next write tells
-    if (refType(ref) === EpollType.TAP && this.blocked) {
-      this.blocked = false;
-      this.del(this.tapfd);
-    }
+    if (refType(ref) === EpollType.TAP && this.blocked) this.unblock();
   }
 
   protected hasInput(): boolean {
+    // asked to be rung for the gate: it may have come free before we said we sleep
+    if (this.gateWanted) return this.gate.isFree();
+    return this.pendingTap !== null || this.framesPending();
+  }
+
+  /** Frames to write, and room to write them. */
+  private framesPending(): boolean {
     if (this.blocked) return false;
     for (const inp of this.inputs) if (inp.sent < inp.count || inp.ring.peek() >= 0) return true;
     return false;
@@ -126,12 +160,14 @@ class TapTx extends WorkerLoop<TapTxInit> {
   }
 
   protected drained(): boolean {
-    return this.blocked || this.tapfd < 0 || !this.hasInput();
+    return this.tapfd < 0 || !this.framesPending();
   }
 
   protected work(): boolean {
-    if (this.blocked) return false;
-    return this.withGate(() => this.workLocked());
+    if (this.blocked && !this.pendingTap) return false;
+    let more = false;
+    this.withGate(() => { more = !this.blocked && this.workLocked(); });
+    return more;
   }
 
   private workLocked(): boolean {
@@ -151,13 +187,13 @@ class TapTx extends WorkerLoop<TapTxInit> {
     let more = false;
     for (let i = 0; i < this.inputs.length; i++) {
       const inp = this.inputs[i];
-      if (!this.drain(inp, i)) return false; // tap full: wait for EPOLLOUT
+      if (!this.drain(inp, i)) return false; // no room: wait for it
       if (inp.ring.peek() >= 0) more = true;
     }
     return more;
   }
 
-  /** Sends pending frames, then up to one batch from the ring. False if the tap is full. */
+  /** Sends pending frames, then up to one batch from the ring. False if the guest has no room. */
   private drain(inp: Input, idx: number): boolean {
     if (inp.sent === inp.count) {
       inp.count = inp.sent = 0;
@@ -167,7 +203,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
         if (d < 0) break;
         // the first record of a fresh batch may be a frame an L4 worker left
         // half sent: META1 says how many bytes already left
-        if (inp.count === 0 && this.stream && this.gate.partial === idx) this.stream.setPartial(ring.recMeta1);
+        if (inp.count === 0 && this.gate.partial === idx) this.link.backend.resume(ring.recMeta1);
         inp.offs[inp.count] = d;
         inp.lens[inp.count] = ring.recLen;
         inp.count++;
@@ -192,47 +228,47 @@ class TapTx extends WorkerLoop<TapTxInit> {
     return true;
   }
 
-  /** Writes inp's pending frames; false if some are left (tap full). */
+  /** Writes inp's pending frames; false if some are left (no room). */
   private send(inp: Input, idx: number): boolean {
     const u8 = inp.ring.u8;
     const vnet = this.vnetLen;
+    const link = this.link;
     while (inp.sent < inp.count) {
       const first = inp.sent;
-      const n = this.stream
-        ? this.stream.send(this.tapfd, u8, inp.offs, inp.lens, first, inp.count - first)
-        : native.writeFrames(this.tapfd, u8, inp.offs.subarray(first), inp.lens.subarray(first), inp.count - first);
-      // on the stream, a frame cut short keeps everybody else off it
-      if (this.stream) this.gate.partial = this.stream.partialBytes > 0 ? idx : -1;
+      const n = link.send(this.tapfd, u8, inp.offs, inp.lens, first, inp.count - first);
+      // a frame cut short keeps everybody else off the link
+      this.gate.partial = link.backend.partialBytes > 0 ? idx : -1;
       if (n > 0) {
         for (let i = first; i < first + n; i++) {
           this.stats.v[0]++;
           this.stats.v[1] += inp.lens[i] - vnet;
-          this.pcap?.write(u8, inp.offs[i] + vnet, inp.lens[i] - vnet);
         }
         this.stats.v[2]++;
         inp.sent += n;
         continue;
       }
-      if (n === -E.EAGAIN || n === 0) {
+      if (n === 0) {
         this.stats.add('eagain');
         this.blocked = true;
         this.resume = inp;
-        this.add(this.tapfd, EPOLLOUT, packRef(EpollType.TAP));
+        this.waitFd = link.backend.waitFd(this.tapfd);
+        this.add(this.waitFd, link.backend.waitEvents, packRef(EpollType.TAP));
         return false;
       }
-      if (!this.stream && (n === -E.ENOBUFS || n === -E.ENOSPC || n === -E.EIO || n === -E.EINVAL || n === -E.EMSGSIZE)) {
+      const failure = link.backend.failure(n);
+      if (failure === 'drop') {
         // the kernel refused this frame: count it and go on (SPEC §1.1)
         this.stats.add('dropped');
         inp.sent++;
         continue;
       }
-      if (this.init.backend === 'stream') {
+      if (failure === 'gone') {
         // the client is gone: tell main (tap-RX may report it too), drop frames until a new one comes
         this.stats.add('clientDrops', inp.count - inp.sent);
         inp.sent = inp.count;
         const fd = this.tapfd;
         this.tapfd = -1;
-        this.stream?.reset();
+        link.backend.reset();
         this.gate.fd = -1;
         this.gate.partial = -1;
         this.post({ type: 'tapGone', fd, reason: `send error on client connection: ${native.strerror(-n)}` });

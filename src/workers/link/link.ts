@@ -1,0 +1,181 @@
+/**
+ * The guest link: the one way frames leave for the guest, whichever back
+ * end carries them and whichever thread writes them (DESIGN.md "Back
+ * ends": the L4 workers do not know which one carries their frames).
+ *
+ * Theory of operation
+ * - Frames to the guest are ring records (frameRing.ts), each
+ *   `[virtio-net header: vnetLen bytes][Ethernet frame]`, built in place by
+ *   the L4 workers (l4/tapOut.ts) and by tap-RX's link services. The
+ *   REC_PREFIX_ROOM bytes right before a record's data belong to whoever
+ *   writes it to the guest (layout.ts): the stream back end puts its
+ *   length prefix there, so a frame is one contiguous iovec.
+ * - Two kinds of writer call the same interface, `GuestLink.send()`:
+ *   tap-TX (tapTx.ts), the writer of record, drains the rings; an L4 worker
+ *   whose ring tap-TX has fully drained writes its fresh frames itself
+ *   (directWriter.ts), where the configuration places it (cfg.tuning
+ *   .directTx). The single-writer gate (txGate.ts) lets exactly one of them
+ *   write at a time, without anyone waiting on the data path.
+ * - `send()` hands frames to the back end (framing, syscalls) and tees
+ *   every frame that left completely to the pcap file (SPEC §1.7: without
+ *   the virtio-net header). Nothing else between the workers and the
+ *   guest's descriptor knows about framing, pcap or the descriptor.
+ * - Frames from the guest take the mirror path: tap-RX (tapReader.ts)
+ *   reads through the back end's receive half (`LinkReceiver`: the tap's
+ *   one read() per frame, StreamReader on passt's socket), which packs
+ *   frames straight into ring records as native.readFrames does.
+ *
+ * Back ends (`LinkBackend`): tapBackend.ts (one write() per frame on the
+ * tap) and streamBackend.ts (passt's qemu socket: 32-bit length prefixes,
+ * many frames per sendmsg(), frames cut by a full socket resumed at the
+ * exact byte). vhost-user (issue 14) lands as one more file here,
+ * `vhostUserBackend.ts`, implementing the same interface:
+ * - the guest memory regions (VHOST_USER_SET_MEM_TABLE) are mapped by the
+ *   addon and seen as external ArrayBuffers; the virtqueues' descriptor,
+ *   available and used rings are views over them. An external
+ *   ArrayBuffer belongs to one thread, so every writer (tap-TX, each
+ *   direct writer) asks the addon for its own over the same mapping; the
+ *   gate already makes it the only one touching the receive queue while
+ *   it sends, and the queue's positions (last available index seen, used
+ *   index) live in shared memory next to the gate, not in the writer;
+ * - `send()` takes an available descriptor chain of the guest's receive
+ *   queue per frame, copies the virtio-net header and frame into it
+ *   (merging buffers as negotiated), publishes the used entries with the
+ *   barriers virtio requires, and signals the call eventfd unless the
+ *   guest suppressed it; no descriptor left is "would block" (return the
+ *   frames placed so far, 0 if none); it never cuts a frame
+ *   (`partialBytes` stays 0, `resume()` is never called);
+ * - `waitFd()`/`waitEvents`: while blocked, tap-TX waits for the receive
+ *   queue's kick eventfd (EPOLLIN) instead of EPOLLOUT on a socket;
+ * - `failure()`: a vanished front end is 'gone' (the gate's FD is then the
+ *   vhost-user connection, changed with the same 'tap' control message as
+ *   passt's client socket);
+ * - its `LinkReceiver` pops the guest's transmit queue into tap-RX's ring
+ *   in readFrames' packing (a frame is never received in part, so
+ *   `keepsRing` is false), and tap-RX watches that queue's kick eventfd
+ *   instead of the descriptor (LinkReceiver grows a waitFd() then, as
+ *   LinkBackend has); more() says whether available descriptors are left.
+ * Its `Backend` name goes into messages.ts, `linkBackend()` and
+ * `linkReceiver()` below.
+ */
+import type { Backend } from '../../shared/messages';
+import { PcapWriter } from '../../shared/pcapWriter';
+import type { FrameRing } from '../../shared/ring/frameRing';
+import { StreamBackend } from './streamBackend';
+import { StreamReader } from './streamReader';
+import { TapBackend, TapReceiver } from './tapBackend';
+
+/** What a failed send means for the link. */
+export type LinkFailure =
+  /** The kernel refused this one frame: count it, go on with the next. */
+  | 'drop'
+  /** The peer is gone (passt's client): drop what is queued until a new one comes. */
+  | 'gone'
+  /** The guest link is broken for good: the program ends. */
+  | 'fatal';
+
+/** How frames reach the guest: what every back end implements. */
+export interface LinkBackend {
+  /**
+   * Sends frames first … first+count-1 in order, frame i at
+   * u8[offs[i], offs[i]+lens[i]) (virtio-net header first, the record's
+   * REC_PREFIX_ROOM free before it), to descriptor fd.
+   * @returns frames that left completely (0: would block, nothing more
+   *   fits now), or -errno (see failure())
+   */
+  send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, first: number, count: number): number;
+  /** Bytes of the first frame not sent completely that already left (0 but on a stream). */
+  readonly partialBytes: number;
+  /** The next send continues a frame another writer left `bytes` into (txGate.ts PARTIAL). */
+  resume(bytes: number): void;
+  /** Forgets any frame in flight (a new descriptor). */
+  reset(): void;
+  /** What -errno from send() means. */
+  failure(errno: number): LinkFailure;
+  /** Descriptor and epoll events to wait for after send() would block. */
+  waitFd(fd: number): number;
+  readonly waitEvents: number;
+}
+
+/** How frames from the guest are read: the receive half of a back end (tap-RX). */
+export interface LinkReceiver {
+  /**
+   * Reads frames from fd into ring records packed as native.readFrames
+   * does, the first record's header at recOff, within `space` free bytes,
+   * at most `max` frames of at most `maxRead` bytes. lens[i] gets frame i's
+   * length, lens[n] the stop status: 0 (nothing more for now, or out of
+   * space or batch), -ENODATA (the peer closed), -EPROTO (bad framing), or
+   * another -errno. Returns n.
+   */
+  read(fd: number, ring: FrameRing, recOff: number, space: number, lens: Int32Array, max: number,
+    maxRead: number): number;
+  /**
+   * State lives in the ring between reads (a frame received in part waits
+   * in its record): read into the same ring every time, and publish every
+   * batch (a rollback would lose it).
+   */
+  readonly keepsRing: boolean;
+  /**
+   * After read() returned n (with `used` of `space` bytes packed): more can
+   * be read without a new readiness event.
+   */
+  more(n: number, max: number, space: number, used: number, maxRead: number): boolean;
+  /** Forgets any frame in flight (a new descriptor). */
+  reset(): void;
+  /** The log line for a read that stopped on status (< 0, not EAGAIN). */
+  failure(status: number): string;
+  /** The log line for a hang-up without anything left to read. */
+  readonly hangUp: string;
+  /** Losing the descriptor: the end of the program (tap), or of a client that may come back (stream). */
+  readonly lost: LinkFailure;
+}
+
+/** The back end of a kind. */
+export function linkBackend(kind: Backend): LinkBackend {
+  switch (kind) {
+    case 'tap': return new TapBackend();
+    case 'stream': return new StreamBackend();
+    default: {
+      const never: never = kind;
+      return never;
+    }
+  }
+}
+
+/** The receive half of a back end of a kind. */
+export function linkReceiver(kind: Backend, maxRead: number): LinkReceiver {
+  switch (kind) {
+    case 'tap': return new TapReceiver();
+    case 'stream': return new StreamReader(maxRead);
+    default: {
+      const never: never = kind;
+      return never;
+    }
+  }
+}
+
+/** One writer's end of the guest link: the back end plus the pcap tee. */
+export class GuestLink {
+  readonly backend: LinkBackend;
+  private readonly pcap: PcapWriter | null;
+
+  constructor(kind: Backend, readonly vnetLen: number, pcapFd: number) {
+    this.backend = linkBackend(kind);
+    this.pcap = pcapFd >= 0 ? new PcapWriter(pcapFd) : null;
+  }
+
+  /**
+   * The one way frames leave: sends frames first … first+count-1 (as
+   * LinkBackend.send) and records each that left in the pcap file.
+   * Call only while holding the gate (txGate.ts).
+   */
+  send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, first: number, count: number): number {
+    const n = this.backend.send(fd, u8, offs, lens, first, count);
+    const pcap = this.pcap;
+    if (pcap && n > 0) {
+      const vnet = this.vnetLen;
+      for (let i = first; i < first + n; i++) pcap.write(u8, offs[i] + vnet, lens[i] - vnet);
+    }
+    return n;
+  }
+}
