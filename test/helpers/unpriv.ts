@@ -21,6 +21,20 @@ export function ensureUser(): { uid: number; gid: number } {
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
+/**
+ * Subordinate ID ranges for the test user (/etc/subuid, /etc/subgid), which
+ * rootlesskit and rootless Podman map into their user namespaces with
+ * newuidmap/newgidmap. Kept if the user already has one.
+ */
+export function ensureSubids(first = 200000, count = 65536): void {
+  ensureUser();
+  for (const f of ['/etc/subuid', '/etc/subgid']) {
+    const text = fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '';
+    if (text.split('\n').some((l) => l.startsWith(`${TEST_USER}:`))) continue;
+    fs.appendFileSync(f, `${text && !text.endsWith('\n') ? '\n' : ''}${TEST_USER}:${first}:${count}\n`);
+  }
+}
+
 let installDir: string | null = null;
 
 /** A world-readable copy of what running pasta needs; returns its root. */
