@@ -9,7 +9,10 @@
  * - Podman's `--network slirp4netns` argv (c/common slirp4netns.go), run by
  *   a script that does what Podman does: a user namespace owning a netns
  *   bound to a file, slirp4netns-ts started in it with ready and exit pipes
- *   on fds 3 and 4, the API socket used with Podman's request bytes.
+ *   on fds 3 and 4, the API socket used with Podman's request bytes;
+ * - the real Podman 4.3.1, rootless, with slirp4netns-ts as its
+ *   network_cmd_path (`--network slirp4netns`, and `-p` with
+ *   port_handler=slirp4netns).
  * Everything happens inside the namespace made by test/run.sh; the host
  * side servers are the test process's own.
  */
@@ -355,5 +358,114 @@ e2e('the PID form outlives the PID, like slirp4netns; an exit fd with data ends 
     native.close(exitW);
     holder.kill('SIGKILL');
     p.kill();
+  }
+});
+
+/**
+ * The real Podman 4.3.1, rootless, with slirp4netns-ts as its
+ * `network_cmd_path`: storage (vfs), runtime dir and containers.conf of
+ * its own, an image imported from busybox-static. Each podman call runs in
+ * a mount namespace of its own where /etc/resolv.conf names a stand-in
+ * resolver and, on a cgroup v1+v2 "hybrid" host (which crun refuses),
+ * /sys/fs/cgroup is an empty tmpfs (containers run with --cgroups=disabled).
+ */
+class RootlessPodman {
+  // short: Podman's API socket is $XDG_RUNTIME_DIR/libpod/tmp/<64-hex id>.net, and UNIX socket paths stop at 107 bytes
+  readonly dir = userDir('s4n');
+  private readonly hybrid = /cgroup2 on \/sys\/fs\/cgroup\/unified /.test(spawnSync('mount', { encoding: 'utf8' }).stdout);
+
+  constructor() {
+    const { uid, gid } = ensureUser();
+    for (const d of ['home', 'r']) {
+      fs.mkdirSync(path.join(this.dir, d), { mode: 0o700 });
+      fs.chownSync(path.join(this.dir, d), uid, gid);
+    }
+    fs.writeFileSync(path.join(this.dir, 'containers.conf'),
+      `[engine]\nnetwork_cmd_path = "${slirpBin()}"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n`);
+    fs.writeFileSync(path.join(this.dir, 'storage.conf'), `[storage]\ndriver = "vfs"\n` +
+      `graphroot = "${this.dir}/home/storage"\nrunroot = "${this.dir}/r/storage"\n`);
+    fs.writeFileSync(path.join(this.dir, 'resolv.conf'), 'nameserver 127.0.0.153\n');
+    const root = path.join(this.dir, 'rootfs');
+    fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
+    fs.copyFileSync('/bin/busybox', path.join(root, 'bin', 'busybox'));
+    fs.chmodSync(path.join(root, 'bin', 'busybox'), 0o755);
+    for (const c of ['sh', 'nc', 'cat', 'ip', 'nslookup', 'sleep']) fs.symlinkSync('busybox', path.join(root, 'bin', c));
+    spawnSync('tar', ['-C', root, '-cf', path.join(this.dir, 'rootfs.tar'), '.']);
+    spawnSync('chown', ['-R', `${uid}:${gid}`, this.dir]);
+  }
+
+  /** Runs podman ARGS as the test user; resolves with its output. */
+  podman(args: string[], timeoutMs = 60000): Promise<{ code: number | null; out: string }> {
+    const env = [`HOME=${this.dir}/home`, `XDG_RUNTIME_DIR=${this.dir}/r`, `CONTAINERS_CONF=${this.dir}/containers.conf`,
+      `CONTAINERS_STORAGE_CONF=${this.dir}/storage.conf`];
+    const script = `mount --bind ${this.dir}/resolv.conf /etc/resolv.conf && ` +
+      `${this.hybrid ? 'mount -t tmpfs none /sys/fs/cgroup && ' : ''}exec "$@"`;
+    const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', ...asUser(), 'env', ...env, 'podman', ...args],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout?.on('data', (d) => { out += d; });
+    child.stderr?.on('data', (d) => { out += d; });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, out });
+      });
+    });
+  }
+
+  /** Ends Podman's pause process (it outlives every podman command). */
+  stopPause(): void {
+    try {
+      process.kill(Number(fs.readFileSync(path.join(this.dir, 'r', 'libpod', 'tmp', 'pause.pid'), 'utf8')), 'SIGKILL');
+    } catch { /* none */ }
+  }
+}
+
+e2e('the real podman run --network slirp4netns (network_cmd_path = slirp4netns-ts), -p through the API socket', async (t) => {
+  if (!have('podman') || !have('newuidmap')) {
+    t.pass('podman or uidmap missing: .ci/setup.sh installs them from apt');
+    return;
+  }
+  ensureSubids();
+  const pm = new RootlessPodman();
+  const resolver = spawn(process.execPath, [UDP_TOOL, 'resolver', '127.0.0.153', '53', '--seconds', '120'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const outside = await greeter('192.0.2.2', 'host-hello\n');
+  try {
+    t.truthy(await new LineProc(resolver).line(/"ready"/), 'stand-in resolver');
+    const imp = await pm.podman(['import', path.join(pm.dir, 'rootfs.tar'), 'localhost/s4n-bb']);
+    t.is(imp.code, 0, imp.out);
+    // Podman's defaults: --disable-host-loopback --mtu=65520 --enable-sandbox --enable-seccomp -c -r -e --netns-type=path
+    const r = await pm.podman(['run', '--rm', '--cgroups=disabled', '--network', 'slirp4netns', 'localhost/s4n-bb', 'sh', '-c',
+      `ip -o -4 addr show tap0; ip route; cat /etc/resolv.conf; nc -w 5 192.0.2.2 ${outside.port} </dev/null; nslookup example.test`]);
+    t.is(r.code, 0, r.out);
+    t.regex(r.out, /tap0 +inet 10\.0\.2\.100\/24/);
+    t.regex(r.out, /default via 10\.0\.2\.2 dev tap0/);
+    t.regex(r.out, /nameserver 10\.0\.2\.3/);
+    t.regex(r.out, /host-hello/);
+    t.true(r.out.includes(STANDIN_ANSWER), 'DNS through 10.0.2.3 to the resolver of resolv.conf');
+    t.truthy(await waitFor(() => processesWith(slirpBin()).length === 0, 5000), 'slirp4netns-ts ends with the container');
+
+    // -p with port_handler=slirp4netns: Podman calls add_hostfwd on the API socket
+    const hostPort = await freePort();
+    const d = await pm.podman(['run', '-d', '--name', 's4n-echo', '--cgroups=disabled', '--network', 'slirp4netns:port_handler=slirp4netns',
+      '-p', `${hostPort}:8080`, 'localhost/s4n-bb', 'nc', '-ll', '-p', '8080', '-e', 'cat']);
+    t.is(d.code, 0, d.out);
+    const up = await waitFor(() => new Promise<boolean>((res) => {
+      const s = net.connect({ host: '127.0.0.1', port: hostPort });
+      s.once('connect', () => { s.destroy(); res(true); });
+      s.once('error', () => res(false));
+    }), 10000, 200);
+    t.true(up, 'the published port accepts');
+    await echo8(t, '127.0.0.1', hostPort, 'podman -p, loopback client');
+    await echo8(t, '192.0.2.2', hostPort, 'podman -p, non-loopback client', '192.0.2.2');
+    const rm = await pm.podman(['rm', '-f', '-t', '0', 's4n-echo']);
+    t.is(rm.code, 0, rm.out);
+    t.truthy(await waitFor(() => processesWith(slirpBin()).length === 0, 5000), 'no slirp4netns-ts left after podman rm');
+  } finally {
+    await pm.podman(['rm', '-f', '-t', '0', 's4n-echo'], 20000);
+    pm.stopPause();
+    resolver.kill();
+    outside.close();
   }
 });
