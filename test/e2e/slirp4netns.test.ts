@@ -18,6 +18,7 @@
  */
 import anyTest, { TestFn } from 'ava';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -229,6 +230,7 @@ e2e("Podman's --network slirp4netns argv: ready-fd, addressing, DNS, API hostfwd
   const resolverOut = new LineProc(resolver);
   t.truthy(await resolverOut.line(/"ready"/), 'stand-in resolver');
   const outside = await greeter('192.0.2.2', 'host-hello');
+  const outside6 = await greeter('2001:db8::2', 'host6-hello');
   const loopback = await greeter('127.0.0.1', 'lo-hello');
 
   // c/common libnetwork/slirp4netns: the default argv, --api-socket before --netns-type (port_handler=slirp4netns)
@@ -242,11 +244,12 @@ e2e("Podman's --network slirp4netns argv: ready-fd, addressing, DNS, API hostfwd
   native.close(exitR);
   const p = new LineProc(child);
   let exitOpen = true;
+  let pid = 0;
   const log = () => fs.existsSync(path.join(dir, 'slirp.log')) ? fs.readFileSync(path.join(dir, 'slirp.log'), 'utf8') : '';
   try {
     const ready = await readFd(readyR, 30000);
     t.deepEqual(ready, { data: '1', eof: true }, `"1" on the ready fd, then closed: ${log()} ${p.stderr}`);
-    const pid = Number((await p.line(/^PID \d+$/))?.slice(4));
+    pid = Number((await p.line(/^PID \d+$/))?.slice(4));
     t.true(alive(pid), 'the process Podman started is the one that keeps running (no daemon)');
     const sh = new NsShell(p);
     t.true(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('slirp4netns-ts'));
@@ -267,6 +270,7 @@ e2e("Podman's --network slirp4netns argv: ready-fd, addressing, DNS, API hostfwd
 
     // outbound; --disable-host-loopback keeps the host's 127.0.0.1 out of reach
     t.deepEqual((await sh.run(`socat -T 5 - TCP:192.0.2.2:${outside.port}`)).out, ['host-hello']);
+    t.deepEqual((await sh.run(`socat -T 5 - TCP6:[2001:db8::2]:${outside6.port}`)).out, ['host6-hello'], 'IPv6 (-6) outbound');
     const lo = await sh.run(`timeout 4 socat -T 2 - TCP:10.0.2.2:${loopback.port},connect-timeout=2`);
     t.false(lo.out.includes('lo-hello'), '10.0.2.2 does not reach the host loopback');
     // DNS: 10.0.2.3 is forwarded to the resolver of (this mount namespace's) resolv.conf
@@ -287,6 +291,25 @@ e2e("Podman's --network slirp4netns argv: ready-fd, addressing, DNS, API hostfwd
       '{"error":{"desc":"bad request: add_hostfwd: slirp_add_hostfwd failed"}}', 'the same port twice');
     t.is(await apiCall(api, 'badjson'), '{"error":{"desc":"bad request: cannot parse JSON"}}');
     t.is(await apiCall(api, Buffer.alloc(5000, 0x20)), '{"error":{"desc":"bad request: too large message"}}');
+    // a UDP forward: a datagram to the host port comes back from the namespace's responder
+    t.is(await sh.run(`socat UDP-RECVFROM:5353,fork SYSTEM:'echo pong' >/dev/null 2>&1 & echo $! > ${dir}/udp.pid`).then((r) => r.rc), 0);
+    const udpPort = await freePort();
+    t.is(await apiCall(api, `{"execute":"add_hostfwd","arguments":{"proto":"udp","host_addr":"127.0.0.1","host_port":${udpPort},"guest_addr":"","guest_port":5353}}\n`),
+      '{"return":{"id":2}}');
+    const pong = await new Promise<string>((resolve) => {
+      const u = dgram.createSocket('udp4');
+      const finish = (text: string) => {
+        clearInterval(resend);
+        clearTimeout(giveUp);
+        u.close();
+        resolve(text);
+      };
+      const resend = setInterval(() => u.send('ping', udpPort, '127.0.0.1'), 300);
+      const giveUp = setTimeout(() => finish('timeout'), 8000);
+      u.once('message', (m) => finish(m.toString()));
+    });
+    t.is(pong, 'pong\n', 'UDP through an API forward');
+    t.is(await apiCall(api, '{"execute":"remove_hostfwd","arguments":{"id":2}}'), '{"return":{}}');
     t.is(await apiCall(api, '{"execute":"remove_hostfwd","arguments":{"id":1}}\n'), '{"return":{}}');
     t.is(await apiCall(api, '{"execute":"remove_hostfwd","arguments":{"id":1}}\n'),
       '{"error":{"desc":"bad request: remove_hostfwd: bad arguments.id"}}');
@@ -312,11 +335,15 @@ e2e("Podman's --network slirp4netns argv: ready-fd, addressing, DNS, API hostfwd
     child.stdin?.end();
     await Promise.race([p.exited, sleep(5000)]);
     p.kill();
-    try {
-      process.kill(Number(fs.readFileSync(path.join(dir, 'echo.pid'), 'utf8')), 'SIGKILL');
-    } catch { /* not started, or gone */ }
+    if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const f of ['echo.pid', 'udp.pid']) {
+      try {
+        process.kill(Number(fs.readFileSync(path.join(dir, f), 'utf8')), 'SIGKILL');
+      } catch { /* not started, or gone */ }
+    }
     resolver.kill();
     outside.close();
+    outside6.close();
     loopback.close();
   }
 });
