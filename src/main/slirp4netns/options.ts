@@ -27,11 +27,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as ipaddr from 'ipaddr.js';
+import { PasstError } from '../../shared/errors';
 
-/** A command-line error: message for stderr, and whether the usage text follows. */
-export class SlirpUsageError extends Error {
+/** A command-line error: message for stderr (may be empty), and whether the usage text follows. */
+export class SlirpUsageError extends PasstError {
   constructor(message: string, readonly showUsage: boolean) {
-    super(message);
+    super(showUsage ? 'PASST_ERR_USAGE' : 'PASST_ERR_CONF', message);
+    this.name = 'SlirpUsageError';
   }
 }
 
