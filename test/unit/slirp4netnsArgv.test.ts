@@ -142,6 +142,18 @@ test('--userns-path with a path or a PID target', (t) => {
   t.is(withPid.targetPid, 42);
 });
 
+test('relative namespace paths are relative to the working directory, as slirp4netns opens them', (t) => {
+  const cwd = process.cwd();
+  process.chdir(path.dirname(nsFile));
+  try {
+    const p = parseOptions('pasta', toPastaArgv(slirp('--netns-type=path', '--userns-path=netns', 'netns', 'tap0')), EPH);
+    t.is(p.netns, nsFile, 'not /run/netns/netns');
+    t.is(p.userns, nsFile);
+  } finally {
+    process.chdir(cwd);
+  }
+});
+
 test('--disable-dns: no DNS address, no forwarding', (t) => {
   const c = config(slirp('--disable-dns', '1', 'tap0'));
   t.deepEqual(c.ip4.dns, []);

@@ -26,6 +26,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ipaddr from 'ipaddr.js';
 import { PasstError } from '../../shared/errors';
 
@@ -357,12 +358,10 @@ export function toPastaArgv(o: SlirpOptions): string[] {
   if (o.outboundAddr6 && o.enableIpv6) argv.push('--outbound', o.outboundAddr6);
   if (o.configure) argv.push('--config-net');
   if (o.macAddress) argv.push('--ns-mac-addr', o.macAddress);
-  if (o.netnsType === 'path') {
-    if (o.usernsPath) argv.push('--userns', o.usernsPath);
-    argv.push('--netns', o.target);
-  } else {
-    if (o.usernsPath) argv.push('--userns', o.usernsPath);
-    argv.push(o.target);
-  }
+  // paths as slirp4netns opens them: relative to the working directory (pasta
+  // would look a bare name up in /run/netns)
+  if (o.usernsPath) argv.push('--userns', path.resolve(o.usernsPath));
+  if (o.netnsType === 'path') argv.push('--netns', path.resolve(o.target));
+  else argv.push(o.target);
   return argv;
 }
