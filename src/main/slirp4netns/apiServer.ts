@@ -11,7 +11,8 @@
  *   slirp4netns serves it after its single read), or for at most IDLE_MS.
  *   REQUEST_MAX bytes or more are refused with slirp4netns' "too large
  *   message" error without reading further. The answer is written, then
- *   the connection is closed.
+ *   the connection is closed. Requests are logged to stderr as slirp4netns
+ *   does, control characters replaced.
  * - Connections are served one at a time in arrival order, as slirp4netns
  *   does, so requests never interleave; at most MAX_PENDING wait, further
  *   ones are closed unanswered.
@@ -84,7 +85,8 @@ export class ApiServer {
       const answer = () => {
         if (done) return null;
         const req = Buffer.concat(chunks, size);
-        this.log(`api_handler: got request: ${req.toString('utf8')}`);
+        // eslint-disable-next-line no-control-regex
+        this.log(`api_handler: got request: ${req.toString('utf8').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')}`);
         return this.api.handle(req);
       };
       const timer = setTimeout(() => finish(size ? answer() : null), IDLE_MS);
