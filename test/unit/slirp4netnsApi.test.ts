@@ -217,4 +217,5 @@ test('the socket: one request per connection, in pieces or without shutdown, bou
     server.close();
   }
   t.false(fs.existsSync(sock), 'the socket file goes with the server');
+  fs.rmSync(dir, { recursive: true, force: true });
 });

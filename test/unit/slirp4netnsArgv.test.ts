@@ -38,6 +38,7 @@ test.before(() => {
   nsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'slirp4netns-argv-')), 'netns');
   fs.writeFileSync(nsFile, '');
 });
+test.after.always(() => fs.rmSync(path.dirname(nsFile), { recursive: true, force: true }));
 
 test("Podman's default argv (--network slirp4netns, c/common slirp4netns.go)", (t) => {
   const o = slirp('--disable-host-loopback', '--mtu=65520', '--enable-sandbox', '--enable-seccomp', '--enable-ipv6',
