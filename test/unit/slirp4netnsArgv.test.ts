@@ -175,10 +175,11 @@ test('--macaddress needs -c and goes to the tap; --outbound-addr=INTERFACE takes
   t.is(slirp('-6', '--outbound-addr6=fe80::10', '1', 'tap0').outboundAddr6, 'fe80::10', "the man page's example");
 });
 
-test('MTU: 1..65521 (65521 becomes pasta maximum 65520)', (t) => {
+test('MTU: 68..65521 (65521 becomes pasta maximum 65520)', (t) => {
   t.is(config(slirp('-m', '65521', '1', 'tap0')).mtu, 65520);
   t.is(config(slirp('-m', '68', '1', 'tap0')).mtu, 68);
   for (const m of ['0', '65522', 'abc', '', '-1', '1e3']) usageError(t, ['-m', m, '1', 'tap0'], 'MTU must be a positive integer (< 65522)', true);
+  usageError(t, ['-m', '67', '1', 'tap0'], 'MTU must be at least 68 (the IPv4 minimum)', true);
 });
 
 test("errors carry slirp4netns 1.2's messages", (t) => {
@@ -197,6 +198,8 @@ test("errors carry slirp4netns 1.2's messages", (t) => {
   usageError(t, ['--cidr=10.0.2.0', '1', 'tap0'], 'invalid CIDR: 10.0.2.0', false);
   usageError(t, ['--cidr=fd00::/64', '1', 'tap0'], 'invalid CIDR: fd00::/64', false);
   usageError(t, ['--cidr=10.0.2.0/30', '1', 'tap0'], 'prefix length needs to be 1-25', false);
+  usageError(t, ['--cidr=127.0.0.0/8', '1', 'tap0'], 'invalid CIDR: 127.0.0.0/8 (127.0.0.2 is not a unicast address)', false);
+  usageError(t, ['--cidr=224.0.0.0/4', '1', 'tap0'], /^invalid CIDR: 224\.0\.0\.0\/4/, false);
   usageError(t, ['--cidr=10.0.2.5/24', '1', 'tap0'],
     'CIDR needs to be a network address like 10.0.2.0/24, not like 10.0.2.5/24', false);
   usageError(t, ['--netns-type=path', '/nonexistent/netns', 'tap0'],

@@ -113,6 +113,8 @@ const SHORT_OPTS = new Map(LONG_OPTS.filter((o) => o.short).map((o) => [o.short 
 export const DEFAULT_MTU = 1500;
 /** slirp4netns' maximum MTU. */
 export const MAX_MTU = 65521;
+/** The IPv4 minimum (RFC 791): smaller MTUs are refused, where slirp4netns would start. */
+export const MIN_MTU = 68;
 /** pasta's largest MTU: slirp4netns' 65521 is brought down to it. */
 const PASTA_MAX_MTU = 65520;
 const UNIX_PATH_MAX = 108;
@@ -200,6 +202,13 @@ function parseCidr(value: string): { network: string; prefix: number } {
   if (net !== m[1]) {
     throw new SlirpUsageError(`CIDR needs to be a network address like 10.0.2.0/24, not like ${value}`, false);
   }
+  // the gateway, DNS and guest addresses must be usable unicast ones (slirp4netns does not check)
+  for (const n of [2, 3, 100]) {
+    const r = ipaddr.IPv4.parse(offset4(net, n)).range();
+    if (r === 'unspecified' || r === 'loopback' || r === 'multicast' || r === 'broadcast') {
+      throw new SlirpUsageError(`invalid CIDR: ${value} (${offset4(net, n)} is not a unicast address)`, false);
+    }
+  }
   return { network: net, prefix };
 }
 
@@ -248,6 +257,8 @@ export function parseSlirpArgs(prog: string, argv: string[]): SlirpOptions {
       case 'mtu': {
         const n = decimal(v);
         if (n === null || n <= 0 || n > MAX_MTU) throw new SlirpUsageError(`MTU must be a positive integer (< ${MAX_MTU + 1})`, true);
+        // slirp4netns takes any; pasta's engine needs room for an IPv4 header and options
+        if (n < MIN_MTU) throw new SlirpUsageError(`MTU must be at least ${MIN_MTU} (the IPv4 minimum)`, true);
         o.mtu = n;
         break;
       }
