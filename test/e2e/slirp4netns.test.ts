@@ -74,6 +74,28 @@ async function echo8(t: import('ava').ExecutionContext, host: string, port: numb
   t.is(got.sha, sent.sha, `${what}: same bytes`);
 }
 
+/**
+ * True once an echo server answers through host:port. A bare connect is not
+ * enough: pasta accepts on the host side before it connects inside, where
+ * the server may not listen yet.
+ */
+async function echoes(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  const once = () => new Promise<boolean>((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 2000);
+    s.once('connect', () => s.write('ping'));
+    s.once('data', () => done(true));
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
+  });
+  return (await waitFor(once, timeoutMs, 200)) === true;
+}
+
 /** A free TCP port on the host side. */
 async function freePort(): Promise<number> {
   const srv = net.createServer();
@@ -151,14 +173,7 @@ kill $!`;
     t.is(await p.line(/^HOST /), 'HOST host-hello', 'a host-namespace server by its address');
     t.is(await p.line(/^HOSTLO /), 'HOSTLO lo-hello', "10.0.2.2 reaches the host's 127.0.0.1");
     // rootlesskit publishes the -p ports through the API once the child runs
-    const up = await waitFor(async () => {
-      const s = net.connect({ host: '127.0.0.1', port: loPort });
-      return new Promise<boolean>((r) => {
-        s.once('connect', () => { s.destroy(); r(true); });
-        s.once('error', () => r(false));
-      });
-    }, 15000, 200);
-    t.true(up, `published port ${loPort} never accepted: ${p.stderr}`);
+    t.true(await echoes('127.0.0.1', loPort, 15000), `published port ${loPort} never echoed: ${p.stderr}`);
     await echo8(t, '127.0.0.1', loPort, 'published on 127.0.0.1 (loopback client: spliced)');
     await echo8(t, '192.0.2.2', anyPort, 'published on 0.0.0.0 (non-loopback client: through the tap)', '192.0.2.2');
   } finally {
@@ -284,7 +299,7 @@ e2e("Podman's --network slirp4netns argv: ready-fd, addressing, DNS, API hostfwd
       '{"return":{"id":1}}');
     t.is(await apiCall(api, '{"execute":"list_hostfwd"}'),
       `{"entries":[{"id":1,"proto":"tcp","host_addr":"0.0.0.0","host_port":${hostPort},"guest_addr":"10.0.2.100","guest_port":80}]}`);
-    await waitFor(() => sh.run(`nc -z 127.0.0.1 80 2>/dev/null || busybox nc -z 127.0.0.1 80`).then((r) => r.rc === 0), 5000, 100);
+    t.true(await echoes('127.0.0.1', hostPort, 10000), 'the forward reaches the echo server');
     await echo8(t, '127.0.0.1', hostPort, 'hostfwd, loopback client');
     await echo8(t, '192.0.2.2', hostPort, 'hostfwd, non-loopback client', '192.0.2.2');
     t.is(await apiCall(api, `{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"0.0.0.0","host_port":${hostPort},"guest_addr":"","guest_port":80}}\n`),
@@ -478,12 +493,7 @@ e2e('the real podman run --network slirp4netns (network_cmd_path = slirp4netns-t
     const d = await pm.podman(['run', '-d', '--name', 's4n-echo', '--cgroups=disabled', '--network', 'slirp4netns:port_handler=slirp4netns',
       '-p', `${hostPort}:8080`, 'localhost/s4n-bb', 'nc', '-ll', '-p', '8080', '-e', 'cat']);
     t.is(d.code, 0, d.out);
-    const up = await waitFor(() => new Promise<boolean>((res) => {
-      const s = net.connect({ host: '127.0.0.1', port: hostPort });
-      s.once('connect', () => { s.destroy(); res(true); });
-      s.once('error', () => res(false));
-    }), 10000, 200);
-    t.true(up, 'the published port accepts');
+    t.true(await echoes('127.0.0.1', hostPort, 15000), 'the published port echoes');
     await echo8(t, '127.0.0.1', hostPort, 'podman -p, loopback client');
     await echo8(t, '192.0.2.2', hostPort, 'podman -p, non-loopback client', '192.0.2.2');
     const rm = await pm.podman(['rm', '-f', '-t', '0', 's4n-echo']);
