@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS="iproute2 util-linux passwd procps kmod ca-certificates make g++ python3
   socat jq iperf3 sockperf busybox-static ndisc6 isc-dhcp-client tcpdump tshark
-  passt slirp4netns qemu-system-x86 xz-utils zstd podman uidmap catatonit
+  passt slirp4netns qemu-system-x86 xz-utils zstd podman uidmap catatonit rootlesskit
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

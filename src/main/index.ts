@@ -1,7 +1,8 @@
 /**
- * Entry point of both programs: the mode comes from the name the program
+ * Entry point of all programs: the mode comes from the name the program
  * is invoked by (SPEC.md §0: contains "pasta" → pasta, else contains "passt"
- * → passt, else exit 1).
+ * → passt, else exit 1; before those, a name containing "slirp4netns" runs
+ * the slirp4netns-compatible front end).
  */
 import * as path from 'node:path';
 import type { Mode } from '../shared/config';
@@ -32,6 +33,11 @@ function die(msg: string): never {
 }
 
 export function main(): void {
+  if (path.basename(process.argv[1] ?? '').includes('slirp4netns')) {
+    // the slirp4netns-compatible front end (src/main/slirp4netns/run.ts)
+    (require('./slirp4netns/run') as typeof import('./slirp4netns/run')).mainSlirp4netns();
+    return;
+  }
   const mode = modeFromName(process.argv[1] ?? '');
   if (!mode) {
     process.stderr.write('Cannot determine mode from program name: call it as pasta or passt\n');

@@ -177,8 +177,17 @@ function tapOffload(tapfd: number): number {
   return VNET_HDR_LEN;
 }
 
+/** What a front end built on pasta's engine (slirp4netns-ts) adds to a run. */
+export interface PastaHooks {
+  /**
+   * Called once everything is set up, just before readiness is announced;
+   * a rejection is fatal like any set-up failure.
+   */
+  beforeReady?(rt: Runtime, cfg: Config): Promise<void> | void;
+}
+
 /** Runs pasta; resolves only through process exit. */
-export async function runPasta(o: Options): Promise<void> {
+export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void> {
   const stage = process.env[STAGE_ENV];
 
   // 1. target namespace and user namespace
@@ -259,6 +268,7 @@ export async function runPasta(o: Options): Promise<void> {
   }
 
   // readiness
+  if (hooks.beforeReady) await hooks.beforeReady(rt, cfg);
   if (cfg.pidFile && o.foreground) writePidFile(cfg.pidFile, process.pid);
   if (readyChannel) readyChannel.ready();
   afterReadyLogging(cfg);

@@ -2,6 +2,7 @@
  * Captured-style frames, written by hand from the RFC layouts. Checksums are
  * filled by the independent helpers in frames.ts.
  */
+import type { HostFamily } from '../../src/main/hostInfo';
 import {
   concat, eth, GUEST_MAC, hex, icmp6, ipv4, ipv6, udp4, udp6, refChecksum, ip4,
 } from './frames';
@@ -101,3 +102,20 @@ export const TCP_SYN_SEGMENT = (() => {
 
 export const TCP_SYN = eth('9a:55:9a:55:9a:55', GUEST_MAC, 0x0800,
   ipv4({ src: '10.0.2.15', dst: '93.184.216.34', proto: 6, ttl: 64, id: 0x1c46, flags: 0x4000 }, TCP_SYN_SEGMENT));
+
+/**
+ * A host template as netlink would report it (conf.ts resolveConfig): eth0
+ * with 192.0.2.2/24 via 192.0.2.1, or 2001:db8::2/64 via 2001:db8::1 and
+ * link-local fe80::9.
+ */
+export function hostFamily(family: number, over: Partial<HostFamily> = {}): HostFamily {
+  const v4 = family === 2;
+  return {
+    family, ifindex: 2, ifname: 'eth0',
+    gateway: Uint8Array.from(v4 ? [192, 0, 2, 1] : [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    addr: Uint8Array.from(v4 ? [192, 0, 2, 2] : [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+    prefixLen: v4 ? 24 : 64,
+    linkLocal: v4 ? null : Uint8Array.from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
+    routes: [], addrs: [], ambiguous: false, ...over,
+  };
+}

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { parseOptions, resolveConfig, classfulPrefix, HostState, tuningFor } from '../../src/main/conf';
-import { parseResolvConf, HostFamily } from '../../src/main/hostInfo';
+import { parseResolvConf } from '../../src/main/hostInfo';
+import { hostFamily } from '../helpers/fixtures';
 import { PasstError } from '../../src/shared/errors';
 
 const EPH: [number, number] = [49152, 65535];
@@ -103,17 +104,7 @@ test('classful prefix for -a without -n', (t) => {
   t.is(classfulPrefix('224.0.0.1'), 32);
 });
 
-function fam(family: number, over: Partial<HostFamily> = {}): HostFamily {
-  const v4 = family === 2;
-  return {
-    family, ifindex: 2, ifname: 'eth0',
-    gateway: Uint8Array.from(v4 ? [192, 0, 2, 1] : [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-    addr: Uint8Array.from(v4 ? [192, 0, 2, 2] : [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
-    prefixLen: v4 ? 24 : 64,
-    linkLocal: v4 ? null : Uint8Array.from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
-    routes: [], addrs: [], ambiguous: false, ...over,
-  };
-}
+const fam = hostFamily;
 const resolv = parseResolvConf('nameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver ::1\nsearch a.example b.example\n');
 const host: HostState = { tmpl4: fam(2), tmpl6: fam(10), resolv };
 
