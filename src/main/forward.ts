@@ -163,6 +163,28 @@ export class Forwarder {
     return gone;
   }
 
+  /**
+   * Enters listeners bound elsewhere (slirp4netns-ts' API: bindHost() with
+   * a mapping) in the table, so that the control socket lists them and
+   * `remove-port` can end them, and hands them over.
+   * @returns false, with nothing done, if the table already holds the port
+   */
+  hold(h: HeldPort): boolean {
+    const k = heldKey(h.opt, h.addr, h.ifname, h.port);
+    if (this.held.has(k)) return false;
+    this.held.set(k, h);
+    this.handOver(h.ls);
+    return true;
+  }
+
+  /** Ends a forward entered by hold() (a no-op if the control socket removed it already). */
+  unhold(h: HeldPort): void {
+    const k = heldKey(h.opt, h.addr, h.ifname, h.port);
+    if (this.held.get(k) !== h) return;
+    this.held.delete(k);
+    this.release(h.ls.map((l) => l.id), OPT_TARGET[h.opt].proto);
+  }
+
   /** The static forwarding table as it is now. */
   table(): HeldPort[] {
     return [...this.held.values()];

@@ -23,7 +23,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { inTestNs, NOT_IN_NS, waitFor, alive, processesWith, sleep, tmpPath } from '../helpers/env';
+import { inTestNs, NOT_IN_NS, waitFor, alive, processesWith, sleep, tmpPath, ROOT } from '../helpers/env';
+import { controlRequest } from '../../src/main/control/client';
 import { LineProc } from '../helpers/pastaNs';
 import { sendRandom, receiveAll } from '../helpers/tcpTool';
 import { STANDIN_ANSWER } from '../helpers/dns';
@@ -504,5 +505,55 @@ e2e('the real podman run --network slirp4netns (network_cmd_path = slirp4netns-t
     pm.stopPause();
     resolver.kill();
     outside.close();
+  }
+});
+
+e2e('--control (and SLIRP4NETNS_TS_CONTROL): stats follow a transfer, ports list the API forwards, quit', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-s4n-ctl-'));
+  const nsFile = path.join(dir, 'netns');
+  fs.writeFileSync(nsFile, '');
+  t.is(spawnSync('unshare', [`--net=${nsFile}`, 'true']).status, 0, 'a netns bound to a file');
+  const api = path.join(dir, 'api.sock');
+  const ctl = path.join(dir, 'ctl.sock');
+  const argv = ['-c', '--api-socket', api, '--netns-type=path', nsFile, 'tap0'];
+  // the environment form: Podman and rootlesskit build the command line themselves
+  const child = spawn(path.join(ROOT, 'bin', 'slirp4netns-ts'), argv,
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLIRP4NETNS_TS_CONTROL: ctl } });
+  const p = new LineProc(child);
+  const echo = spawn('nsenter', [`--net=${nsFile}`, 'socat', 'TCP-LISTEN:80,reuseaddr,fork', 'EXEC:cat'], { stdio: 'ignore' });
+  try {
+    t.truthy(await waitFor(() => fs.existsSync(ctl) && fs.existsSync(api), 30000), `sockets: ${p.stderr}`);
+    t.is(fs.statSync(ctl).mode & 0o777, 0o600);
+    const before = await controlRequest(ctl, { cmd: 'stats' }) as Record<string, any>;
+    t.true(before.ok);
+    t.is(before.mode, 'pasta');
+
+    const hostPort = await freePort();
+    t.is(await apiCall(api, `{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"0.0.0.0","host_port":${hostPort},"guest_port":80}}`),
+      '{"return":{"id":1}}');
+    const ports = await controlRequest(ctl, { cmd: 'ports' }) as Record<string, any>;
+    t.deepEqual(ports.ports, [{ option: '-t', bind: '0.0.0.0', port: hostPort, target: 80, auto: false }], 'the API forward is in the table');
+
+    t.true(await echoes('192.0.2.2', hostPort, 15000), 'the forward echoes');
+    await echo8(t, '192.0.2.2', hostPort, 'API forward, non-loopback client (tap)', '192.0.2.2');
+    const after = await controlRequest(ctl, { cmd: 'stats' }) as Record<string, any>;
+    t.true(after.traffic.tcp.tap.bytesToGuest - before.traffic.tcp.tap.bytesToGuest >= MIB8, 'stats count the transfer');
+
+    // the control socket and the API share the forwarding table: either may end the forward
+    const rm = await controlRequest(ctl, { cmd: 'remove-port', option: '-t', spec: `0.0.0.0/${hostPort}` });
+    t.true(rm.ok, JSON.stringify(rm));
+    t.deepEqual((await controlRequest(ctl, { cmd: 'ports' }) as Record<string, any>).ports, []);
+    t.is(await apiCall(api, '{"execute":"remove_hostfwd","arguments":{"id":1}}'), '{"return":{}}', 'removing it again through the API is harmless');
+
+    const q = await controlRequest(ctl, { cmd: 'quit' });
+    t.true(q.ok);
+    const code = await Promise.race([p.exited, sleep(10000).then(() => 'timeout')]);
+    t.is(code, 0, 'quit ends slirp4netns-ts with status 0');
+    t.false(fs.existsSync(ctl), 'the control socket is removed');
+  } finally {
+    echo.kill();
+    p.kill();
+    spawnSync('umount', [nsFile]);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

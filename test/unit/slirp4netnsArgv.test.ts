@@ -279,3 +279,18 @@ testProp('any argv either parses or fails with a SlirpUsageError, never anything
       t.true(e instanceof SlirpUsageError, String(e));
     }
   }, { numRuns: 1500 });
+
+test('--control=PATH and SLIRP4NETNS_TS_CONTROL give pasta its control socket (absolute); the option wins', (t) => {
+  const o = slirp('--control=rel/ctl.sock', '--netns-type=path', nsFile, 'tap0');
+  t.is(o.control, 'rel/ctl.sock');
+  t.is(parseOptions('pasta', toPastaArgv(o), EPH).control, path.resolve('rel/ctl.sock'));
+  const e = parseSlirpArgs('slirp4netns', ['--netns-type=path', nsFile, 'tap0'], { SLIRP4NETNS_TS_CONTROL: '/run/x.sock' });
+  t.is(parseOptions('pasta', toPastaArgv(e), EPH).control, '/run/x.sock');
+  const both = parseSlirpArgs('slirp4netns', ['--control', '/a.sock', '--netns-type=path', nsFile, 'tap0'], { SLIRP4NETNS_TS_CONTROL: '/b.sock' });
+  t.is(both.control, '/a.sock');
+  t.is(slirp('--netns-type=path', nsFile, 'tap0').control, null);
+  t.false(toPastaArgv(slirp('--netns-type=path', nsFile, 'tap0')).includes('--control'));
+  usageError(t, ['--control=', '--netns-type=path', nsFile, 'tap0'], /control socket path is empty or too long/, false);
+  usageError(t, [`--control=/${'x'.repeat(120)}`, '--netns-type=path', nsFile, 'tap0'], /control socket path is empty or too long/, false);
+  t.regex(slirpUsage('slirp4netns-ts'), /--control=PATH/);
+});

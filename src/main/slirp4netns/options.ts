@@ -20,7 +20,8 @@
  *   --no-map-gw for --disable-host-loopback, IPv4 only unless -6, no
  *   automatic port forwarding (ports come through the API socket), always
  *   in the foreground and never quitting on its own when the namespace goes
- *   away (slirp4netns ends on --exit-fd or a signal only). What pasta has no
+ *   away (slirp4netns ends on --exit-fd or a signal only), and passt-ts'
+ *   --control socket when asked for (an extension). What pasta has no
  *   option for (--ready-fd, --exit-fd, --api-socket) stays in SlirpOptions
  *   for run.ts.
  */
@@ -62,6 +63,11 @@ export interface SlirpOptions {
   /** PID (netns-type pid) or namespace path. */
   target: string;
   tapName: string;
+  /**
+   * passt-ts' control socket (--control=PATH, or SLIRP4NETNS_TS_CONTROL for
+   * callers that build the slirp4netns command line themselves), or null.
+   */
+  control: string | null;
   /** Non-fatal messages slirp4netns prints on stderr while parsing. */
   warnings: string[];
 }
@@ -104,6 +110,7 @@ const LONG_OPTS: LongOpt[] = [
   { name: 'disable-dns', arg: false },
   { name: 'macaddress', arg: true },
   { name: 'target-type', arg: true },
+  { name: 'control', arg: true },
   { name: 'help', arg: false, short: 'h' },
   { name: 'version', arg: false, short: 'v' },
 ];
@@ -230,15 +237,16 @@ function interfaceAddress(name: string, family: 'IPv4' | 'IPv6'): string | null 
 /**
  * Parses and validates a slirp4netns command line.
  * @param prog program name for getopt-style messages
+ * @param env where SLIRP4NETNS_TS_CONTROL is looked up
  * @throws SlirpUsageError
  */
-export function parseSlirpArgs(prog: string, argv: string[]): SlirpOptions {
+export function parseSlirpArgs(prog: string, argv: string[], env: NodeJS.ProcessEnv = process.env): SlirpOptions {
   const { uses, operands } = scan(prog, argv);
   const o: SlirpOptions = {
     help: false, version: false, configure: false, exitFd: -1, readyFd: -1, mtu: DEFAULT_MTU, enableIpv6: false,
     apiSocket: null, cidr: { network: '10.0.2.0', prefix: 24 }, disableHostLoopback: false, netnsType: 'pid',
     usernsPath: null, enableSandbox: false, enableSeccomp: false, outboundAddr: null, outboundAddr6: null,
-    disableDns: false, macAddress: null, target: '', tapName: '', warnings: [],
+    disableDns: false, macAddress: null, control: null, target: '', tapName: '', warnings: [],
   };
   let targetType = 'netns';
   let outbound: string | null = null;
@@ -275,11 +283,16 @@ export function parseSlirpArgs(prog: string, argv: string[]): SlirpOptions {
       case 'disable-dns': o.disableDns = true; break;
       case 'macaddress': o.macAddress = v; break;
       case 'target-type': targetType = v; break;
+      case 'control': o.control = v; break;
       case 'help': o.help = true; break;
       case 'version': o.version = true; break;
     }
   }
   if (o.help || o.version) return o;
+  if (o.control === null && env.SLIRP4NETNS_TS_CONTROL) o.control = env.SLIRP4NETNS_TS_CONTROL;
+  if (o.control !== null && (o.control === '' || Buffer.byteLength(o.control) >= UNIX_PATH_MAX)) {
+    throw new SlirpUsageError(`the specified control socket path is empty or too long (>= ${UNIX_PATH_MAX})`, false);
+  }
 
   if (targetType !== 'netns' && targetType !== 'bess') {
     throw new SlirpUsageError('--target-type must be either "netns" or "bess"', true);
@@ -369,6 +382,7 @@ export function toPastaArgv(o: SlirpOptions): string[] {
   if (o.outboundAddr6 && o.enableIpv6) argv.push('--outbound', o.outboundAddr6);
   if (o.configure) argv.push('--config-net');
   if (o.macAddress) argv.push('--ns-mac-addr', o.macAddress);
+  if (o.control) argv.push('--control', path.resolve(o.control));
   // paths as slirp4netns opens them: relative to the working directory (pasta
   // would look a bare name up in /run/netns)
   if (o.usernsPath) argv.push('--userns', path.resolve(o.usernsPath));

@@ -20,7 +20,9 @@
  * - API forwards are host-side listeners of pasta's Forwarder: bound in the
  *   init namespace on host_addr:host_port and delivered to the namespace's
  *   address at guest_port (spliced for loopback clients, through the tap
- *   otherwise), like pasta's -t/-u.
+ *   otherwise), like pasta's -t/-u, and entered in its table.
+ * - --control PATH (or SLIRP4NETNS_TS_CONTROL) opens passt-ts' control
+ *   socket as pasta's --control does: `ports` lists the API's forwards.
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -31,6 +33,7 @@ import type { ListenerInfo } from '../../shared/messages';
 import { native } from '../../shared/native';
 import { parseOptions } from '../conf';
 import { STAGE_ENV } from '../daemon';
+import type { HeldPort } from '../forward';
 import type { Runtime } from '../runtime';
 import { HostfwdApi, Backend, Proto } from './api';
 import { ApiServer } from './apiServer';
@@ -63,7 +66,10 @@ export function banner(o: SlirpOptions, a: SlirpAddressing): string {
   return s;
 }
 
-/** API forwards as host-side listeners of pasta's Forwarder. */
+/**
+ * API forwards as host-side listeners of pasta's Forwarder, entered in its
+ * table (the control socket's `ports` lists them as -t/-u forwards).
+ */
 function forwarderBackend(rt: Runtime): Backend {
   return {
     add(proto: Proto, hostAddr: string, hostPort: number, guestPort: number) {
@@ -73,12 +79,15 @@ function forwarderBackend(rt: Runtime): Backend {
       if ('errno' in r) return { error: `bind: ${native.strerror(r.errno)}` };
       const delta = (guestPort - hostPort + 0x10000) & 0xffff;
       const ls: ListenerInfo[] = r.fds.map((fd) => ({ id: fwd.allocId(), fd, proto, side: 'host', port: hostPort, delta }));
-      fwd.handOver(ls);
-      return { handle: { proto, ids: ls.map((l) => l.id) } };
+      const held: HeldPort = { opt: proto === 'tcp' ? '-t' : '-u', addr: hostAddr, ifname: null, port: hostPort, delta, ls };
+      if (!fwd.hold(held)) {
+        for (const l of ls) native.close(l.fd);
+        return { error: 'bind: Address already in use' };
+      }
+      return { handle: held };
     },
     remove(handle: unknown) {
-      const h = handle as { proto: Proto; ids: number[] };
-      rt.fwd?.release(h.ids, h.proto);
+      rt.fwd?.unhold(handle as HeldPort);
     },
   };
 }

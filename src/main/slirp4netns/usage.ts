@@ -32,6 +32,7 @@ on the passt-ts pasta engine).
 --disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect
 --macaddress=MAC         specify the MAC address of the TAP (only valid with -c)
 --target-type=TYPE       specify the target type (only netns is supported)
+--control=PATH           passt-ts control socket (stats, flows, ports; passt-ts-ctl)
 -h, --help               show this help and exit
 -v, --version            show version and exit
 
@@ -40,7 +41,9 @@ reach the host's 127.0.0.1 unless --disable-host-loopback), DNS network+3
 (forwarded to the host's first nameserver), --configure address network+100,
 also handed out by DHCP. The process stays in the foreground until the
 --exit-fd becomes readable or is closed, or a signal ends it.
-Environment: SLIRP4NETNS_TS_DEBUG=1 logs pasta's debug messages to stderr.
+Environment: SLIRP4NETNS_TS_DEBUG=1 logs pasta's debug messages to stderr;
+SLIRP4NETNS_TS_CONTROL=PATH opens the control socket without --control (for
+callers such as Podman and rootlesskit that build the command line).
 `;
 }
 
