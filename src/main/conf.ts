@@ -12,7 +12,7 @@
 import * as ipaddr from 'ipaddr.js';
 import { resolve as resolvePath } from 'node:path';
 import { PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../shared/config';
-import type { Config, ForwardSpec, LogLevel, Mode, Tuning } from '../shared/config';
+import type { Config, ForwardSpec, LogLevel, MemoryTuning, Mode, Tuning } from '../shared/config';
 import { PasstError } from '../shared/errors';
 import { parseArgs, foreignRule } from './cli';
 import { parseForwardOption, readEphemeralRange } from './portSpec';
@@ -635,5 +635,34 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
     udpTimeoutMs: num('PASST_TS_UDP_TIMEOUT_MS', 1, UDP_TIMEOUT_MS) ?? UDP_TIMEOUT_MS,
     pingTimeoutMs: num('PASST_TS_PING_TIMEOUT_MS', 1, PING_TIMEOUT_MS) ?? PING_TIMEOUT_MS,
     udpBatch: num('PASST_TS_UDP_BATCH', 1, UDP_BATCH_MAX) ?? UDP_BATCH,
+    memory: {
+      v8PoolSize: num('PASST_TS_V8_POOL_SIZE', 0, 64) ?? V8_POOL_SIZE,
+      workerYoungMb: num('PASST_TS_WORKER_YOUNG_MB', 0, 1024) ?? WORKER_YOUNG_MB,
+    },
   };
+}
+
+/**
+ * Memory defaults (perf/README.md "Memory per instance"): one platform
+ * thread (the pipeline's workers run no concurrent compiler or GC work worth
+ * a core each on a two-core budget), and a young generation capped per worker.
+ */
+const V8_POOL_SIZE = 1;
+const WORKER_YOUNG_MB = 6;
+
+/**
+ * Node's command-line flags for a process this one launches (the daemon,
+ * the re-execution into a user namespace): its own, with the memory
+ * tuning's process-wide V8 settings in place of any given.
+ */
+export function nodeFlags(m: MemoryTuning, execArgv: readonly string[] = process.execArgv): string[] {
+  const own: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i];
+    if (/^--v8[-_]pool[-_]size=/.test(a)) continue;
+    if (/^--v8[-_]pool[-_]size$/.test(a)) { i++; continue; }
+    own.push(a);
+  }
+  if (m.v8PoolSize > 0) own.push(`--v8-pool-size=${m.v8PoolSize}`);
+  return own;
 }

@@ -30,7 +30,7 @@ import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
 import { F_SETFD, FD_CLOEXEC } from '../shared/linux';
-import { resolveConfig, Options } from './conf';
+import { resolveConfig, Options, nodeFlags, tuningFor } from './conf';
 import { readResolvConf } from './hostInfo';
 import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
 import { setupRunLogging, afterReadyLogging } from './logging';
@@ -81,7 +81,7 @@ export async function runPasst(o: Options): Promise<void> {
         clientFd >= 0
           ? { [CLIENT_FD_ENV]: String(DAEMON_CLIENT_FD) }
           : { [LISTENER_ENV]: `${DAEMON_CLIENT_FD} ${l!.ino} ${l!.path}` },
-        () => { if (l) removeSocketFile(l); });
+        () => { if (l) removeSocketFile(l); }, nodeFlags(tuningFor(o.mode, process.env).memory));
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }

@@ -26,9 +26,9 @@
  * - Shutdown asks every worker to drain (bounded by a deadline) and waits
  *   for them to finish.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, ResourceLimits } from 'node:worker_threads';
 import * as path from 'node:path';
-import type { Config, LogLevel } from '../shared/config';
+import type { Config, LogLevel, MemoryTuning } from '../shared/config';
 import type {
   Backend, ControlMsg, GuestInit, L4Init, LogTarget, RingIn, RingOut, TapRxInit, TapTxInit, WorkerInit, WorkerMsg,
 } from '../shared/messages';
@@ -48,6 +48,11 @@ const RING = {
   TCP_TO_TX: 8 << 20,
   UDP_TO_TX: 4 << 20,
 } as const;
+
+/** V8 limits of a pipeline worker (perf/README.md "Memory per instance"); V8's defaults where 0. */
+export function workerLimits(m: MemoryTuning): ResourceLimits {
+  return m.workerYoungMb > 0 ? { maxYoungGenerationSizeMb: m.workerYoungMb } : {};
+}
 
 export interface PipelineOptions {
   cfg: Config;
@@ -169,7 +174,9 @@ export class Supervisor {
   }
 
   private spawn(name: string, file: string, init: WorkerInit): void {
-    const worker = new Worker(path.join(__dirname, '..', 'workers', file), { workerData: init, stdout: false, stderr: false });
+    const worker = new Worker(path.join(__dirname, '..', 'workers', file), {
+      workerData: init, stdout: false, stderr: false, resourceLimits: workerLimits(init.cfg.tuning.memory),
+    });
     let readyResolve!: () => void;
     const ready = new Promise<void>((r) => { readyResolve = r; });
     let doneResolve!: () => void;

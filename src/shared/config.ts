@@ -133,6 +133,23 @@ export interface Tuning {
   pingTimeoutMs: number;
   /** Datagrams per recvmmsg()/sendmmsg() in the UDP worker. */
   udpBatch: number;
+  /** Memory per instance (perf/README.md "Memory per instance"). */
+  memory: MemoryTuning;
+}
+
+/**
+ * V8's share of an instance's memory. Every container runs its own pasta,
+ * so what an idle one holds is paid once per container.
+ */
+export interface MemoryTuning {
+  /**
+   * Threads of V8's platform pool (node --v8-pool-size; 0: Node's default,
+   * 4). Process-wide, so it is given where node is launched: the daemon's
+   * spawn and the re-execution into a user namespace (nodeFlags(), conf.ts).
+   */
+  v8PoolSize: number;
+  /** Upper bound of each pipeline worker's young generation (MB; Worker resourceLimits; 0: V8's default). */
+  workerYoungMb: number;
 }
 
 export interface Config {

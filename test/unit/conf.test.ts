@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseOptions, resolveConfig, classfulPrefix, HostState, tuningFor } from '../../src/main/conf';
+import { parseOptions, resolveConfig, classfulPrefix, HostState, tuningFor, nodeFlags } from '../../src/main/conf';
 import { parseResolvConf } from '../../src/main/hostInfo';
 import { hostFamily } from '../helpers/fixtures';
 import { PasstError } from '../../src/shared/errors';
@@ -265,4 +265,21 @@ test('tuning: the environment overrides, read once by conf.ts; bad values are ig
   t.true(bad.inlineRx);
   t.deepEqual(bad.tcpDrop, { toGuest: 0, fromGuest: 0 });
   t.is(w.length, 3, w.join('; '));
+});
+
+test('tuning: memory per instance (V8 platform threads, young generation per worker), overridable', (t) => {
+  for (const mode of ['pasta', 'passt'] as const) t.deepEqual(tuningFor(mode, {}).memory, { v8PoolSize: 1, workerYoungMb: 6 });
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '0', PASST_TS_WORKER_YOUNG_MB: '0' }).memory, { v8PoolSize: 0, workerYoungMb: 0 });
+  const w: string[] = [];
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '-1', PASST_TS_WORKER_YOUNG_MB: 'big' }, w).memory,
+    tuningFor('pasta', {}).memory);
+  t.is(w.length, 2, w.join('; '));
+});
+
+test('nodeFlags: the launching process\'s own flags, with the pool size of the tuning in place of any given', (t) => {
+  const m = (v8PoolSize: number) => ({ v8PoolSize, workerYoungMb: 0 });
+  t.deepEqual(nodeFlags(m(1), []), ['--v8-pool-size=1']);
+  t.deepEqual(nodeFlags(m(2), ['--inspect', '--v8-pool-size=4', '--stack-size=900']), ['--inspect', '--stack-size=900', '--v8-pool-size=2']);
+  t.deepEqual(nodeFlags(m(1), ['--v8-pool-size', '4', '--v8_pool_size=3']), ['--v8-pool-size=1'], 'both spellings, value apart or not');
+  t.deepEqual(nodeFlags(m(0), ['--v8-pool-size=1', '--trace-gc']), ['--trace-gc'], "0: Node's default");
 });
