@@ -637,18 +637,19 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
     udpBatch: num('PASST_TS_UDP_BATCH', 1, UDP_BATCH_MAX) ?? UDP_BATCH,
     memory: {
       v8PoolSize: num('PASST_TS_V8_POOL_SIZE', 0, 64) ?? V8_POOL_SIZE,
-      workerYoungMb: num('PASST_TS_WORKER_YOUNG_MB', 0, 1024) ?? WORKER_YOUNG_MB,
+      semiSpaceMb: num('PASST_TS_SEMI_SPACE_MB', 0, 64) ?? SEMI_SPACE_MB,
     },
   };
 }
 
 /**
- * Memory defaults (perf/README.md "Memory per instance"): one platform
- * thread (the pipeline's workers run no concurrent compiler or GC work worth
- * a core each on a two-core budget), and a young generation capped per worker.
+ * Memory defaults (perf/README.md "Memory per instance"): one V8 platform
+ * thread instead of four, and semi-spaces of V8's smallest size (1 MiB; the
+ * data path allocates little, so the scavenges this adds are rare and
+ * short).
  */
 const V8_POOL_SIZE = 1;
-const WORKER_YOUNG_MB = 6;
+const SEMI_SPACE_MB = 1;
 
 /**
  * Node's command-line flags for a process this one launches (the daemon,
@@ -656,13 +657,14 @@ const WORKER_YOUNG_MB = 6;
  * tuning's process-wide V8 settings in place of any given.
  */
 export function nodeFlags(m: MemoryTuning, execArgv: readonly string[] = process.execArgv): string[] {
+  const ours = /^--(?:v8[-_]pool[-_]size|max[-_]semi[-_]space[-_]size)(=|$)/;
   const own: string[] = [];
   for (let i = 0; i < execArgv.length; i++) {
-    const a = execArgv[i];
-    if (/^--v8[-_]pool[-_]size=/.test(a)) continue;
-    if (/^--v8[-_]pool[-_]size$/.test(a)) { i++; continue; }
-    own.push(a);
+    const m2 = ours.exec(execArgv[i]);
+    if (!m2) own.push(execArgv[i]);
+    else if (m2[1] === '') i++; // "--flag VALUE"
   }
   if (m.v8PoolSize > 0) own.push(`--v8-pool-size=${m.v8PoolSize}`);
+  if (m.semiSpaceMb > 0) own.push(`--max-semi-space-size=${m.semiSpaceMb}`);
   return own;
 }

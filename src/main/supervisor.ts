@@ -49,9 +49,12 @@ const RING = {
   UDP_TO_TX: 4 << 20,
 } as const;
 
-/** V8 limits of a pipeline worker (perf/README.md "Memory per instance"); V8's defaults where 0. */
+/**
+ * V8 limits of a pipeline worker (perf/README.md "Memory per instance"):
+ * a young generation of three semi-spaces; V8's defaults where 0.
+ */
 export function workerLimits(m: MemoryTuning): ResourceLimits {
-  return m.workerYoungMb > 0 ? { maxYoungGenerationSizeMb: m.workerYoungMb } : {};
+  return m.semiSpaceMb > 0 ? { maxYoungGenerationSizeMb: 3 * m.semiSpaceMb } : {};
 }
 
 export interface PipelineOptions {

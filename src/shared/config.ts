@@ -148,8 +148,16 @@ export interface MemoryTuning {
    * spawn and the re-execution into a user namespace (nodeFlags(), conf.ts).
    */
   v8PoolSize: number;
-  /** Upper bound of each pipeline worker's young generation (MB; Worker resourceLimits; 0: V8's default). */
-  workerYoungMb: number;
+  /**
+   * Upper bound of a V8 semi-space (MB; 0: V8's default, 16). The young
+   * generation is three of them (two semi-spaces and its large-object
+   * space), and V8 grows it towards that bound while start-up code runs
+   * and data moves, then keeps it. The main thread's goes where node is
+   * launched (--max-semi-space-size, nodeFlags()); each worker's into its
+   * resourceLimits (supervisor.ts workerLimits()), which covers a process
+   * launched without the flag.
+   */
+  semiSpaceMb: number;
 }
 
 export interface Config {

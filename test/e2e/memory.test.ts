@@ -64,25 +64,28 @@ async function idle(prog: 'pasta' | 'passt', env: NodeJS.ProcessEnv): Promise<Id
 
 e2e('idle attached pasta: one V8 platform thread, young generation capped in every worker', async (t) => {
   const m = tuningFor('pasta', {}).memory;
-  t.true(m.v8PoolSize > 0 && m.workerYoungMb > 0, 'the defaults limit both');
+  t.true(m.v8PoolSize > 0 && m.semiSpaceMb > 0, 'the defaults limit both');
+  const youngMb = 3 * m.semiSpaceMb;
   const tuned = await idle('pasta', {});
   try {
     t.true(tuned.cmdline.includes(`--v8-pool-size=${m.v8PoolSize}`), tuned.cmdline.join(' '));
+    t.true(tuned.cmdline.includes(`--max-semi-space-size=${m.semiSpaceMb}`), tuned.cmdline.join(' '));
     t.is(tuned.threads, 1 + PASTA_WORKERS + m.v8PoolSize + NODE_OTHER_THREADS);
     t.deepEqual([...tuned.young.keys()].sort(), ['tapRx', 'tapTx', 'tcp0', 'udp']);
     for (const [name, y] of tuned.young) {
-      t.is(y.limitMb, m.workerYoungMb, name);
-      t.true(y.newSpaceKiB <= m.workerYoungMb * 1024, `${name}: new space ${y.newSpaceKiB} KiB`);
+      t.is(y.limitMb, youngMb, name);
+      // new space: the two semi-spaces
+      t.true(y.newSpaceKiB <= 2 * m.semiSpaceMb * 1024, `${name}: new space ${y.newSpaceKiB} KiB`);
     }
   } finally {
     await tuned.stop();
   }
-  const plain = await idle('pasta', { PASST_TS_V8_POOL_SIZE: '0', PASST_TS_WORKER_YOUNG_MB: '0' });
+  const plain = await idle('pasta', { PASST_TS_V8_POOL_SIZE: '0', PASST_TS_SEMI_SPACE_MB: '0' });
   try {
-    t.false(plain.cmdline.some((a) => a.startsWith('--v8-pool-size')), plain.cmdline.join(' '));
+    t.false(plain.cmdline.some((a) => a.startsWith('--v8-pool-size') || a.startsWith('--max-semi')), plain.cmdline.join(' '));
     t.is(plain.threads, 1 + PASTA_WORKERS + NODE_DEFAULT_POOL + NODE_OTHER_THREADS);
     t.is(plain.young.size, PASTA_WORKERS);
-    for (const [name, y] of plain.young) t.true(y.limitMb > m.workerYoungMb, `${name}: V8's default ${y.limitMb} MB`);
+    for (const [name, y] of plain.young) t.true(y.limitMb > youngMb, `${name}: V8's default ${y.limitMb} MB`);
   } finally {
     await plain.stop();
   }
@@ -96,7 +99,7 @@ e2e('idle passt (socket mode): the same tuning in its daemon', async (t) => {
     // passt runs tap-RX inside TCP worker 0: three workers
     t.is(p.threads, 1 + 3 + m.v8PoolSize + NODE_OTHER_THREADS);
     t.deepEqual([...p.young.keys()].sort(), ['tapTx', 'tcp0', 'udp']);
-    for (const [name, y] of p.young) t.is(y.limitMb, m.workerYoungMb, name);
+    for (const [name, y] of p.young) t.is(y.limitMb, 3 * m.semiSpaceMb, name);
   } finally {
     await p.stop();
   }
