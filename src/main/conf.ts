@@ -638,6 +638,7 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
     memory: {
       v8PoolSize: num('PASST_TS_V8_POOL_SIZE', 0, 64) ?? V8_POOL_SIZE,
       semiSpaceMb: num('PASST_TS_SEMI_SPACE_MB', 0, 64) ?? SEMI_SPACE_MB,
+      compactAfterStart: flag('PASST_TS_COMPACT_AFTER_START') ?? true,
     },
   };
 }
@@ -646,7 +647,7 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
  * Memory defaults (perf/README.md "Memory per instance"): one V8 platform
  * thread instead of four, and semi-spaces of V8's smallest size (1 MiB; the
  * data path allocates little, so the scavenges this adds are rare and
- * short).
+ * short), and start-up's garbage compacted away once.
  */
 const V8_POOL_SIZE = 1;
 const SEMI_SPACE_MB = 1;

@@ -39,6 +39,7 @@ import { TxGate } from '../workers/link/txGate';
 import { Stats, Role } from '../shared/stats';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
+import { prepareCompaction } from '../shared/heap';
 
 /** Ring sizes (data bytes). */
 const RING = {
@@ -167,6 +168,8 @@ export class Supervisor {
       nsfd: o.nsfd, guest: o.guest,
     };
 
+    // before any worker exists: V8's flags are process-wide (heap.ts)
+    if (o.cfg.tuning.memory.compactAfterStart) prepareCompaction();
     if (inlineRx) tcps[0].inlineRx = rx;
     log.debug(inlineRx ? 'tap-RX runs in TCP worker 0' : 'tap-RX runs in a worker of its own');
     this.spawn('tap-tx', 'link/tapTx.js', tx);

@@ -158,6 +158,8 @@ export interface MemoryTuning {
    * launched without the flag.
    */
   semiSpaceMb: number;
+  /** One compacting full collection in every thread once start-up is over (src/shared/heap.ts). */
+  compactAfterStart: boolean;
 }
 
 export interface Config {
