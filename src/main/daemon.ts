@@ -22,6 +22,16 @@ export const STAGE_ENV = 'PASST_TS_STAGE';
 export const READY_FD_ENV = 'PASST_TS_READY_FD';
 
 /**
+ * Removes the hand-over variables of the re-exec'd stages (STAGE_ENV,
+ * READY_FD_ENV and the caller's own) from this process's environment once
+ * they are read, so that nothing spawned later (pasta's command, a login
+ * shell, a nested pasta) inherits them.
+ */
+export function forgetHandOver(...names: string[]): void {
+  for (const k of [STAGE_ENV, READY_FD_ENV, ...names]) delete process.env[k];
+}
+
+/**
  * PID 1 of a PID namespace (a container's entrypoint, `unshare --pid
  * --fork pasta ...`) cannot daemonise: when it exits, the kernel kills every
  * other process of the namespace, the daemon too. There the program stays in

@@ -32,7 +32,7 @@ import { native } from '../shared/native';
 import { F_SETFD, FD_CLOEXEC } from '../shared/linux';
 import { resolveConfig, Options } from './conf';
 import { readResolvConf } from './hostInfo';
-import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
+import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV, forgetHandOver } from './daemon';
 import { setupRunLogging, afterReadyLogging } from './logging';
 import { Runtime } from './runtime';
 import { hostTemplates } from './pasta';
@@ -85,6 +85,7 @@ export async function runPasst(o: Options): Promise<void> {
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }
+  forgetHandOver(CLIENT_FD_ENV, LISTENER_ENV);
 
   try {
     await serve(o, listener, clientFd, readyChannel);

@@ -35,7 +35,7 @@ import { resolveConfig, Options } from './conf';
 import { discoverFamily, readResolvConf, AF_INET, AF_INET6, HostFamily } from './hostInfo';
 import { Netlink } from './netlink';
 import { basicNsSetup, configNet, readLinkLocal } from './nsConfig';
-import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
+import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV, forgetHandOver } from './daemon';
 import { watchNetns } from './quit';
 import { setupRunLogging, afterReadyLogging } from './logging';
 import { Runtime } from './runtime';
@@ -210,6 +210,7 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }
+  forgetHandOver(NSFD_ENV, DIRFD_ENV, NSPATH_ENV);
   if (target) {
     // from here on, don't leak them into anything we spawn
     native.fcntl(target.nsfd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
