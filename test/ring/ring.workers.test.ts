@@ -32,7 +32,7 @@ test('100k records of 0..65535 bytes through a 200 kB ring between two sleeping 
   const consumer = Waker.create();
   const base = {
     ring: ringSab, producer, consumer, seed: 0x1234567, count: 100_000, phaseBits: 12,
-    epollTimeoutMs: 5000, deadline: Date.now() + 150_000,
+    epollTimeoutMs: 5000, deadline: Date.now() + 150_000, barrier: new SharedArrayBuffer(4),
   };
   const t0 = process.hrtime.bigint();
   const [p, c] = await Promise.all([start({ ...base, role: 'producer' }), start({ ...base, role: 'consumer' })]);
