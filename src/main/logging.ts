@@ -70,7 +70,19 @@ export function afterReadyLogging(cfg: Config): void {
   const daemon = !cfg.foreground;
   const spawned = cfg.mode === 'pasta' && cfg.command !== null;
   if (daemon || (spawned && !debug)) {
-    log.configure({ sink: new SyslogSink(cfg.name), timestamps: false });
-    target = { kind: 'syslog', name: cfg.name };
+    const sink = openSyslog(cfg.name);
+    log.configure({ sink, timestamps: false });
+    target = { kind: 'syslog', name: cfg.name, fd: sink.socketFd };
   }
+}
+
+let syslog: SyslogSink | null = null;
+
+/**
+ * The syslog sink, connected to /dev/log on first use: call it before the
+ * process is isolated (isolation.ts), whose empty root has no /dev/log.
+ */
+export function openSyslog(name: string): SyslogSink {
+  if (!syslog) syslog = new SyslogSink(name);
+  return syslog;
 }
