@@ -13,8 +13,17 @@
  * tap and configures the namespace.
  *
  * Then, before readiness is announced, one step is applied to every thread
- * of the process (native isolateThreads(), isolate.cc: credentials are per
- * thread, and a Node process has many):
+ * of the process (native isolateThreads(), isolate.cc: credentials,
+ * namespaces and the root directory are per thread, and a Node process has
+ * many):
+ * - new mount, IPC and UTS namespaces, with an empty read-only tmpfs as
+ *   the root (pivot_root, the old root detached), where we hold
+ *   CAP_SYS_ADMIN (not a normal user's passt, which has no user namespace
+ *   of its own). What run-time features still reach was opened before: the
+ *   log and pcap files, the /proc/net files of `auto`, the netns
+ *   directory of the quit watch, syslog's socket, the directories of the
+ *   socket files removed at exit; every module is loaded by then (Node's
+ *   own are in its binary, ours were required at start-up);
  * - the bounding, inheritable and ambient capability sets are emptied
  *   (without CAP_SETPCAP, a normal user's passt, the bounding set stays);
  * - supplementary groups are dropped, then GID and UID switched (as IDs of
@@ -44,7 +53,7 @@ export const CAP = {
 } as const;
 
 /** isolateThreads() flags (isolate.cc). */
-const ISO = { SETGROUPS: 1, SETIDS: 2, CLAMP: 4, CAPS: 8, NO_NEW_PRIVS: 16 } as const;
+const ISO = { SETGROUPS: 1, SETIDS: 2, CLAMP: 4, CAPS: 8, NO_NEW_PRIVS: 16, DETACH: 32 } as const;
 
 export interface RunAs {
   uid: number;
@@ -186,6 +195,18 @@ export interface IsolationResult {
   threads: number;
   uid: number;
   gid: number;
+  /** The filesystem was detached (empty root). */
+  detached: boolean;
+}
+
+/** True if the calling thread has capability `cap` in its effective set. */
+export function hasCap(cap: number): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/thread-self/status', 'utf8'));
+    return m !== null && ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -204,6 +225,9 @@ export function isolate(cfg: Config, runAs: RunAs | null, beforeSwitch: (uid: nu
     return null;
   }
   let flags: number = ISO.CLAMP | ISO.SETGROUPS | ISO.CAPS | ISO.NO_NEW_PRIVS;
+  const detach = hasCap(CAP.SYS_ADMIN);
+  if (detach) flags |= ISO.DETACH;
+  else log.debug('No CAP_SYS_ADMIN: the filesystem stays visible (no mount namespace of our own)');
   let uid = process.getuid?.() ?? 0;
   let gid = process.getgid?.() ?? 0;
   if (runAs) {
@@ -227,9 +251,11 @@ export function isolate(cfg: Config, runAs: RunAs | null, beforeSwitch: (uid: nu
   const errTid = new Int32Array(1);
   const r = native.isolateThreads(flags, uid, gid, Number(keep & 0xffffffffn), Number(keep >> 32n), errTid);
   if (r < 0) {
+    if (errTid[0] === -1) throw new PasstError('PASST_ERR_SANDBOX', `Failed to detach isolating namespaces: ${native.strerror(-r)}`);
     const who = errTid[0] ? `thread ${errTid[0]}` : 'main thread';
     throw new PasstError('PASST_ERR_SANDBOX', `Failed to sandbox process (${who}): ${native.strerror(-r)}`);
   }
-  log.debug(`Isolated ${r} threads: UID ${uid}, GID ${gid}, capabilities kept 0x${keep.toString(16)}, no_new_privs`);
-  return { threads: r, uid, gid };
+  log.debug(`Isolated ${r} threads: UID ${uid}, GID ${gid}, capabilities kept 0x${keep.toString(16)}, no_new_privs` +
+    (detach ? ', empty root' : ''));
+  return { threads: r, uid, gid, detached: detach };
 }

@@ -33,7 +33,7 @@ import { F_SETFD, FD_CLOEXEC } from '../shared/linux';
 import { resolveConfig, Options } from './conf';
 import { readResolvConf } from './hostInfo';
 import { daemonize, ReadyChannel, openPidFile, writePidFd, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
-import { setupRunLogging, afterReadyLogging } from './logging';
+import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
 import { Runtime } from './runtime';
 import { hostTemplates, handOver } from './pasta';
 import { Removable } from './removable';
@@ -135,6 +135,7 @@ async function serve(o: Options, listener: Listener | null, clientFd: number, re
 
   // readiness, once isolated (the PID file was opened with the original credentials)
   const pidFd = cfg.pidFile && o.foreground ? openPidFile(cfg.pidFile) : -1;
+  beforeIsolation(cfg);
   isolate(cfg, runAs, (uid, gid) => handOver([listener?.path, cfg.control], uid, gid));
   if (pidFd >= 0) writePidFd(pidFd, process.pid);
   if (readyChannel) readyChannel.ready();

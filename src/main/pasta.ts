@@ -37,7 +37,7 @@ import { Netlink } from './netlink';
 import { basicNsSetup, configNet, readLinkLocal } from './nsConfig';
 import { daemonize, ReadyChannel, openPidFile, writePidFd, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
 import { watchNetns } from './quit';
-import { setupRunLogging, afterReadyLogging } from './logging';
+import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
 import { Runtime } from './runtime';
 import { chooseRunAs, isolate, RunAs, RUNAS_ENV } from './isolation';
 
@@ -300,6 +300,7 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
   // readiness, once isolated (the PID file was opened with the original credentials)
   if (hooks.beforeReady) await hooks.beforeReady(rt, cfg);
   const pidFd = cfg.pidFile && o.foreground ? openPidFile(cfg.pidFile) : -1;
+  beforeIsolation(cfg);
   isolate(cfg, runAs, (uid, gid) => handOver([cfg.control, ...(hooks.socketFiles ?? [])], uid, gid), spawned !== null);
   if (pidFd >= 0) writePidFd(pidFd, process.pid);
   if (hooks.ready) hooks.ready();

@@ -3,8 +3,9 @@
  * native/src/isolate.cc): for a running pasta and passt, as root and as a
  * normal user, every thread's /proc/PID/task/TID/status shows the run-as
  * user, the capabilities kept for run-time features and nothing else, an
- * empty bounding set and no_new_privs; and what needs the kept
- * capabilities still works. Runs only inside the namespace made by
+ * empty bounding set and no_new_privs; every thread's root is an empty
+ * directory in mount, IPC and UTS namespaces of its own; and what needs
+ * the kept capabilities and the descriptors opened before still works. Runs only inside the namespace made by
  * test/run.sh.
  */
 import anyTest, { TestFn, ExecutionContext } from 'ava';
@@ -66,6 +67,12 @@ interface Want {
   gid: number;
   caps: string;
   bnd: string;
+  /** The root is an empty tmpfs in mount, IPC and UTS namespaces of its own (default true). */
+  detached?: boolean;
+}
+
+function nsLink(pid: number | 'self', tid: string | null, ns: string): string {
+  return fs.readlinkSync(tid ? `/proc/${pid}/task/${tid}/ns/${ns}` : `/proc/${pid}/ns/${ns}`);
 }
 
 /** Every thread (and there are many: workers, libuv, V8, inspector) shows `want`. */
@@ -79,7 +86,19 @@ function checkThreads(t: ExecutionContext, pid: number, want: Want, what: string
       { Uid: ids(want.uid), Gid: ids(want.gid), CapEff: want.caps, CapPrm: want.caps, CapInh: NONE, CapAmb: NONE, CapBnd: want.bnd, NoNewPrivs: '1' },
       `${what}: thread ${c.tid}`);
   }
-  t.log(`${what}: ${creds.length} threads, main: ${KEYS.map((k) => `${k}: ${creds[0][k]}`).join('; ')}`);
+  const detached = want.detached ?? true;
+  t.is(fs.readdirSync(`/proc/${pid}/root`).length === 0, detached, `${what}: /proc/PID/root empty`);
+  for (const c of creds) {
+    const root = fs.readdirSync(`/proc/${pid}/task/${c.tid}/root`);
+    if (detached) t.deepEqual(root, [], `${what}: thread ${c.tid} sees an empty root`);
+    else t.true(root.includes('proc'), `${what}: thread ${c.tid} sees the host's root`);
+    for (const ns of ['mnt', 'ipc', 'uts']) {
+      t.is(nsLink(pid, c.tid, ns), nsLink(pid, null, ns), `${what}: thread ${c.tid} ${ns} namespace as the main thread's`);
+      t.is(nsLink(pid, c.tid, ns) !== nsLink('self', null, ns), detached, `${what}: thread ${c.tid} ${ns} namespace differs from ours`);
+    }
+  }
+  t.log(`${what}: ${creds.length} threads, main: ${KEYS.map((k) => `${k}: ${creds[0][k]}`).join('; ')}; ` +
+    `root: ${detached ? 'empty' : 'the host\'s'}`);
   return creds;
 }
 
@@ -236,7 +255,7 @@ e2e('passt as root with --control keeps NET_BIND_SERVICE alone: add-port of a po
   t.false(fs.existsSync(ctl), 'control socket removed by the isolated daemon');
 });
 
-e2e('passt as a normal user: its own UID, no capabilities, no_new_privs (bounding set as it was: no CAP_SETPCAP)', async (t) => {
+e2e('passt as a normal user: its own UID, no capabilities, no_new_privs (bounding set and filesystem as they were: no CAP_SETPCAP, CAP_SYS_ADMIN)', async (t) => {
   const { uid, gid } = ensureUser();
   const dir = userDir();
   const sock = path.join(dir, 'passt.socket');
@@ -247,7 +266,8 @@ e2e('passt as a normal user: its own UID, no capabilities, no_new_privs (boundin
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
   try {
     const own = statusOf('/proc/self/status') as Creds;
-    checkThreads(t, pid, { uid, gid, caps: NONE, bnd: own.CapBnd }, 'passt (normal user)');
+    // no CAP_SYS_ADMIN anywhere, no user namespace of its own: no mount namespace either
+    checkThreads(t, pid, { uid, gid, caps: NONE, bnd: own.CapBnd, detached: false }, 'passt (normal user)');
   } finally {
     await stop(pid);
   }
