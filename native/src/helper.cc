@@ -5,7 +5,7 @@
 // fork. This small executable does those steps (DESIGN.md "Namespaces and
 // threads"):
 //
-//   pasta-helper userns --new [--also-map UID:GID] -- PROG ARGS...
+//   pasta-helper userns --new [--soft] [--also-map UID:GID] -- PROG ARGS...
 //       Create a user namespace, map the caller's UID/GID to 0 inside
 //       ("0 UID 1", setgroups "deny"), then exec PROG (Node again).
 //       --also-map (root only): map UID and GID of the initial namespace to
@@ -14,6 +14,8 @@
 //       of the parent namespace with CAP_SETUID may write such a map, so a
 //       child forked before the unshare writes it; supplementary groups are
 //       dropped first (inside, with setgroups "deny", they no longer can).
+//       --soft: if no user namespace can be made, warn and exec PROG all
+//       the same (passt's namespace only serves its isolation).
 //   pasta-helper userns --join PATH -- PROG ARGS...
 //       Join the user namespace at PATH (unless it is already ours), then
 //       exec PROG.
@@ -90,9 +92,11 @@ int UserNs(int argc, char** argv) {
   const char* join = nullptr;
   bool create = false;
   long also_uid = -1, also_gid = -1;
+  bool soft = false;
   for (; i < argc && strcmp(argv[i], "--"); i++) {
     if (!strcmp(argv[i], "--new")) create = true;
     else if (!strcmp(argv[i], "--join") && i + 1 < argc) join = argv[++i];
+    else if (!strcmp(argv[i], "--soft")) soft = true;
     else if (!strcmp(argv[i], "--also-map") && i + 1 < argc) {
       if (sscanf(argv[++i], "%ld:%ld", &also_uid, &also_gid) != 2 || also_uid < 0 || also_gid < 0)
         Die("helper: bad --also-map %s", argv[i], 0);
@@ -135,12 +139,17 @@ int UserNs(int argc, char** argv) {
   } else if (create) {
     uid_t uid = geteuid();
     gid_t gid = getegid();
-    if (unshare(CLONE_NEWUSER) < 0) Die("Couldn't create user namespace%s", "", errno);
-    if (!WriteFile("/proc/self/setgroups", "deny")) Warn("Couldn't write %s", "/proc/self/setgroups", errno);
-    if (!WriteFile("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1"))
-      Warn("Couldn't write %s", "/proc/self/uid_map", errno);
-    if (!WriteFile("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1"))
-      Warn("Couldn't write %s", "/proc/self/gid_map", errno);
+    if (unshare(CLONE_NEWUSER) < 0) {
+      if (!soft) Die("Couldn't create user namespace%s", "", errno);
+      // --soft (passt's namespace, for isolation only): run without it
+      Warn("Couldn't create a user namespace (no mount namespace either)%s", "", errno);
+    } else {
+      if (!WriteFile("/proc/self/setgroups", "deny")) Warn("Couldn't write %s", "/proc/self/setgroups", errno);
+      if (!WriteFile("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1"))
+        Warn("Couldn't write %s", "/proc/self/uid_map", errno);
+      if (!WriteFile("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1"))
+        Warn("Couldn't write %s", "/proc/self/gid_map", errno);
+    }
   } else if (join) {
     int fd = open(join, O_RDONLY | O_CLOEXEC);
     if (fd < 0) Die("Couldn't open user namespace %s", join, errno);

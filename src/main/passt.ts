@@ -28,7 +28,7 @@
  */
 import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
-import { native } from '../shared/native';
+import { native, helperPath } from '../shared/native';
 import { F_SETFD, FD_CLOEXEC } from '../shared/linux';
 import { resolveConfig, Options } from './conf';
 import { readResolvConf } from './hostInfo';
@@ -37,7 +37,7 @@ import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
 import { Runtime } from './runtime';
 import { hostTemplates, handOver } from './pasta';
 import { Removable } from './removable';
-import { chooseRunAs, isolate, RunAs, RUNAS_ENV } from './isolation';
+import { chooseRunAs, isolate, hasCap, CAP, RunAs, RUNAS_ENV } from './isolation';
 import { ClientSlot, openListener, removeSocketFile, adoptClientFd, qemuHints, Listener } from './tapBackend';
 
 /** Environment variable telling the daemon where the `--fd` socket went. */
@@ -56,12 +56,31 @@ function inheritedListener(): Listener | null {
   return { fd: Number(m[1]), ino: Number(m[2]), path: m[3], file: Removable.of(m[3]) };
 }
 
+/**
+ * Replaces the process (same PID) by passt again inside a new user
+ * namespace made by pasta-helper (a Node process cannot unshare one); if
+ * none can be made, it runs without (--soft).
+ */
+function reexecInOwnUserns(o: Options): never {
+  if (o.fd >= 0) native.fcntl(o.fd, F_SETFD, 0);  // the --fd socket survives the execve()
+  const env: string[] = [];
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== STAGE_ENV) env.push(`${k}=${v}`);
+  env.push(`${STAGE_ENV}=userns`);
+  const r = native.execve(helperPath, ['pasta-helper', 'userns', '--new', '--soft', '--',
+    process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)], env);
+  throw new PasstError('PASST_ERR_USERNS', `Couldn't run ${helperPath}: ${native.strerror(-r)}`);
+}
+
 /** Runs passt; resolves only through process exit. */
 export async function runPasst(o: Options): Promise<void> {
   const stage = process.env[STAGE_ENV];
   // the run-as user, decided by the first stage (isolation.ts)
   const runAs = o.noSandbox ? null : chooseRunAs(o.runas);
   if (runAs) process.env[RUNAS_ENV] = `${runAs.uid}:${runAs.gid}`;
+  // a normal user's passt runs in a user namespace of its own, as the
+  // original does, where isolation can detach the filesystem and empty the
+  // bounding set (the host's network namespace is still the one served)
+  if (stage === undefined && !o.noSandbox && !hasCap(CAP.SYS_ADMIN)) reexecInOwnUserns(o);
 
   // the connected socket of --fd: checked before anything else
   let clientFd = -1;
