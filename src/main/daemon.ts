@@ -50,6 +50,25 @@ export function writePidFile(path: string, pid: number): void {
 }
 
 /**
+ * Opens the PID file of a foreground run before the process is isolated
+ * (isolation.ts: it may no longer reach the path afterwards); the file is
+ * not truncated until writePidFd(), so a reader never sees it half-done.
+ */
+export function openPidFile(path: string): number {
+  return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+}
+
+/** Writes "PID\n" into a file from openPidFile(), replacing what it held, and closes it. */
+export function writePidFd(fd: number, pid: number): void {
+  try {
+    fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, `${pid}\n`, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Foreground half: spawns the daemon and waits for its readiness.
  * @param passFds descriptors to hand over (they appear as fd 4, 5, ... in the daemon)
  * @param env environment for the daemon (PASST_TS_* additions)

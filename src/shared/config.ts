@@ -145,6 +145,8 @@ export interface Config {
   logFile: string | null;
   logSize: number;
   runas: string | null;
+  /** --no-sandbox: skip self-isolation after set-up. */
+  noSandbox: boolean;
   pcap: string | null;
   pidFile: string | null;
   /** -F/--fd: pre-opened tap (pasta) or connected socket (passt), or -1. */
