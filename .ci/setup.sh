@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS="iproute2 util-linux passwd procps kmod ca-certificates make g++ python3
   socat jq iperf3 sockperf busybox-static ndisc6 isc-dhcp-client tcpdump tshark
   passt slirp4netns qemu-system-x86 xz-utils zstd podman uidmap catatonit rootlesskit
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system"
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system debootstrap"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -32,3 +32,7 @@ npm ci --no-audit --no-fund
 # the real-guest tests' kernel and initramfs (test/guest/build.sh: Debian's
 # cloud kernel and busybox-static via apt-get download, cached)
 bash test/guest/build.sh
+
+# the Podman 5 tests' root (test/podman5/build.sh: Debian 13's podman,
+# which has --network pasta, by debootstrap; cached)
+bash test/podman5/build.sh

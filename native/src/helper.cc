@@ -5,9 +5,17 @@
 // fork. This small executable does those steps (DESIGN.md "Namespaces and
 // threads"):
 //
-//   pasta-helper userns --new -- PROG ARGS...
+//   pasta-helper userns --new [--soft] [--also-map UID:GID] -- PROG ARGS...
 //       Create a user namespace, map the caller's UID/GID to 0 inside
 //       ("0 UID 1", setgroups "deny"), then exec PROG (Node again).
+//       --also-map (root only): map UID and GID of the initial namespace to
+//       themselves as well, so that pasta can switch to its run-as user
+//       (nobody) inside once set-up is done (isolation.ts). Only a process
+//       of the parent namespace with CAP_SETUID may write such a map, so a
+//       child forked before the unshare writes it; supplementary groups are
+//       dropped first (inside, with setgroups "deny", they no longer can).
+//       --soft: if no user namespace can be made, warn and exec PROG all
+//       the same (passt's namespace only serves its isolation).
 //   pasta-helper userns --join PATH -- PROG ARGS...
 //       Join the user namespace at PATH (unless it is already ours), then
 //       exec PROG.
@@ -28,6 +36,7 @@
 //       --mount-proc).
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,27 +75,81 @@ bool WriteFile(const char* path, const std::string& data) {
   return r == static_cast<ssize_t>(data.size());
 }
 
+// Writes the maps of process `pid`'s new user namespace from outside it:
+// "0 UID 1" plus "ID ID 1" for the extra IDs. Returns false on failure.
+bool WriteMapsFor(pid_t pid, uid_t uid, gid_t gid, uid_t also_uid, gid_t also_gid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/";
+  std::string um = "0 " + std::to_string(uid) + " 1\n";
+  std::string gm = "0 " + std::to_string(gid) + " 1\n";
+  if (also_uid != uid) um += std::to_string(also_uid) + " " + std::to_string(also_uid) + " 1\n";
+  if (also_gid != gid) gm += std::to_string(also_gid) + " " + std::to_string(also_gid) + " 1\n";
+  if (!WriteFile((dir + "setgroups").c_str(), "deny")) Warn("Couldn't write %s", "setgroups", errno);
+  return WriteFile((dir + "uid_map").c_str(), um) && WriteFile((dir + "gid_map").c_str(), gm);
+}
+
 int UserNs(int argc, char** argv) {
   int i = 0;
   const char* join = nullptr;
   bool create = false;
+  long also_uid = -1, also_gid = -1;
+  bool soft = false;
   for (; i < argc && strcmp(argv[i], "--"); i++) {
     if (!strcmp(argv[i], "--new")) create = true;
     else if (!strcmp(argv[i], "--join") && i + 1 < argc) join = argv[++i];
+    else if (!strcmp(argv[i], "--soft")) soft = true;
+    else if (!strcmp(argv[i], "--also-map") && i + 1 < argc) {
+      if (sscanf(argv[++i], "%ld:%ld", &also_uid, &also_gid) != 2 || also_uid < 0 || also_gid < 0)
+        Die("helper: bad --also-map %s", argv[i], 0);
+    }
     else Die("helper: unknown userns argument %s", argv[i], 0);
   }
   if (i >= argc - 1) Die("helper: %s", "missing program", 0);
   char** prog = argv + i + 1;
 
-  if (create) {
+  if (create && also_uid >= 0 && geteuid() == 0) {
     uid_t uid = geteuid();
     gid_t gid = getegid();
+    if (setgroups(0, nullptr) < 0) Warn("Couldn't drop supplementary groups%s", "", errno);
+    int sync[2];
+    if (pipe(sync) < 0) Die("pipe%s", "", errno);
+    // our PID as /proc names it: /proc may belong to an outer PID namespace
+    // (pasta as PID 1 of `unshare --pid --fork`, without --mount-proc)
+    char self_name[32] = "";
+    ssize_t sn = readlink("/proc/self", self_name, sizeof(self_name) - 1);
+    if (sn <= 0) Die("Couldn't read %s", "/proc/self", errno);
+    self_name[sn] = 0;
+    pid_t self = static_cast<pid_t>(atoi(self_name));
+    pid_t writer = fork();
+    if (writer < 0) Die("fork%s", "", errno);
+    if (writer == 0) {
+      close(sync[1]);
+      char c;
+      ssize_t r;
+      do r = read(sync[0], &c, 1); while (r < 0 && errno == EINTR);
+      if (r != 1) _exit(1);  // the unshare failed
+      _exit(WriteMapsFor(self, uid, gid, static_cast<uid_t>(also_uid), static_cast<gid_t>(also_gid)) ? 0 : 2);
+    }
+    close(sync[0]);
     if (unshare(CLONE_NEWUSER) < 0) Die("Couldn't create user namespace%s", "", errno);
-    if (!WriteFile("/proc/self/setgroups", "deny")) Warn("Couldn't write %s", "/proc/self/setgroups", errno);
-    if (!WriteFile("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1"))
-      Warn("Couldn't write %s", "/proc/self/uid_map", errno);
-    if (!WriteFile("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1"))
-      Warn("Couldn't write %s", "/proc/self/gid_map", errno);
+    if (write(sync[1], "1", 1) != 1) Die("Couldn't create user namespace%s", "", errno);
+    close(sync[1]);
+    int st = 0;
+    while (waitpid(writer, &st, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) Die("Couldn't write the maps of the user namespace%s", "", 0);
+  } else if (create) {
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (unshare(CLONE_NEWUSER) < 0) {
+      if (!soft) Die("Couldn't create user namespace%s", "", errno);
+      // --soft (passt's namespace, for isolation only): run without it
+      Warn("Couldn't create a user namespace (no mount namespace either)%s", "", errno);
+    } else {
+      if (!WriteFile("/proc/self/setgroups", "deny")) Warn("Couldn't write %s", "/proc/self/setgroups", errno);
+      if (!WriteFile("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1"))
+        Warn("Couldn't write %s", "/proc/self/uid_map", errno);
+      if (!WriteFile("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1"))
+        Warn("Couldn't write %s", "/proc/self/gid_map", errno);
+    }
   } else if (join) {
     int fd = open(join, O_RDONLY | O_CLOEXEC);
     if (fd < 0) Die("Couldn't open user namespace %s", join, errno);

@@ -6,6 +6,9 @@
 // JavaScript heap (apart from the returned number).
 #include "common.h"
 
+#include <sys/stat.h>
+#include <dirent.h>
+
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -288,6 +291,46 @@ Napi::Value Openat(const Napi::CallbackInfo& info) {
                                 static_cast<mode_t>(Int(info, 3))));
 }
 
+// unlinkat(dirfd, path, flags) -> 0 or -errno.
+Napi::Value Unlinkat(const Napi::CallbackInfo& info) {
+  if (!info[1].IsString()) return Num(info.Env(), -EINVAL);
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  return Ret(info.Env(), unlinkat(static_cast<int>(Int(info, 0)), path.c_str(), static_cast<int>(Int(info, 2))));
+}
+
+// listDir(dirfd) -> the names in the directory behind dirfd (read through
+// the descriptor: no path, and no search permission, is needed now), or
+// -errno.
+Napi::Value ListDir(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = dup(static_cast<int>(Int(info, 0)));
+  if (fd < 0) return Num(env, -errno);
+  DIR* d = fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    close(fd);
+    return Num(env, -e);
+  }
+  rewinddir(d);
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  errno = 0;
+  while (struct dirent* e = readdir(d)) out.Set(i++, Napi::String::New(env, e->d_name));
+  int e = errno;
+  closedir(d);
+  if (e) return Num(env, -e);
+  return out;
+}
+
+// inodeAt(dirfd, path) -> inode number of path (not followed), or -errno.
+Napi::Value InodeAt(const Napi::CallbackInfo& info) {
+  if (!info[1].IsString()) return Num(info.Env(), -EINVAL);
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  struct stat st;
+  if (fstatat(static_cast<int>(Int(info, 0)), path.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return Num(info.Env(), -errno);
+  return Num(info.Env(), static_cast<double>(st.st_ino));
+}
+
 // fstatfs(fd) -> f_type of the filesystem, or -errno.
 Napi::Value Fstatfs(const Napi::CallbackInfo& info) {
   struct statfs s;
@@ -370,6 +413,9 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports["open"] = Napi::Function::New(env, Open, "open");
   exports["openat"] = Napi::Function::New(env, Openat, "openat");
   exports["fstatfs"] = Napi::Function::New(env, Fstatfs, "fstatfs");
+  exports["unlinkat"] = Napi::Function::New(env, Unlinkat, "unlinkat");
+  exports["inodeAt"] = Napi::Function::New(env, InodeAt, "inodeAt");
+  exports["listDir"] = Napi::Function::New(env, ListDir, "listDir");
   exports["execve"] = Napi::Function::New(env, Execve, "execve");
   exports["strerror"] = Napi::Function::New(env, Strerror, "strerror");
   exports["raiseNofile"] = Napi::Function::New(env, RaiseNofile, "raiseNofile");

@@ -45,6 +45,7 @@ export const OPTIONS: OptDef[] = [
   { long: 'log-file', short: 'l', arg: 'PATH', modes: 'PA', help: 'Log (only) to given file' },
   { long: 'log-size', arg: 'BYTES', modes: 'PA', help: 'Maximum log file size (default: 1 MiB)' },
   { long: 'runas', arg: 'UID|UID:GID', modes: 'PA', help: 'Run as given UID, GID, which can be numeric, or login and group names' },
+  { long: 'no-sandbox', modes: 'PA', help: "Don't isolate the process after set-up (run-as user, capabilities, no_new_privs, empty root): for debugging" },
   { long: 'help', short: 'h', modes: 'PA', help: 'Display this help message and exit' },
   { long: 'version', modes: 'PA', help: 'Show version and exit' },
   { long: 'pcap', short: 'p', arg: 'FILE', modes: 'PA', help: 'Log tap-facing traffic to pcap file' },

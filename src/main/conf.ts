@@ -38,6 +38,8 @@ export interface Options {
   logFile: string | null;
   logSize: number;
   runas: string | null;
+  /** --no-sandbox: skip self-isolation (isolation.ts). */
+  noSandbox: boolean;
   pcap: string | null;
   pidFile: string | null;
   fd: number;
@@ -201,7 +203,7 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
   const { uses, positional } = parseArgs(mode, argv);
   const o: Options = {
     mode, help: false, version: false, printCapabilities: false, logLevel: null,
-    foreground: false, logFile: null, logSize: 1024 * 1024, runas: null, pcap: null, pidFile: null, fd: -1,
+    foreground: false, logFile: null, logSize: 1024 * 1024, runas: null, noSandbox: false, pcap: null, pidFile: null, fd: -1,
     mtu: null, addr4: null, addr6: null, prefix4: null, ourMac: DEFAULT_MAC, gw4: null, gw6: null, ifname: null,
     outbound4: null, outbound6: null, outboundIf4: null, outboundIf6: null, dns: null, search: null,
     dnsForward4: null, dnsForward6: null, dnsHost4: null, dnsHost6: null,
@@ -239,6 +241,7 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
         if (!/^[^:\s]+(:[^:\s]+)?$/.test(v)) fail(`Invalid --runas value: ${v}`);
         o.runas = v;
         break;
+      case 'no-sandbox': o.noSandbox = true; break;
       case 'help': o.help = true; break;
       case 'version': o.version = true; break;
       case 'pcap': o.pcap = pathArg(v, 'pcap path'); break;
@@ -528,6 +531,7 @@ export function resolveConfig(o: Options, host: HostState, env: NodeJS.ProcessEn
     logFile: o.logFile,
     logSize: o.logSize,
     runas: o.runas,
+    noSandbox: o.noSandbox,
     pcap: o.pcap,
     pidFile: o.pidFile,
     fd: o.fd,

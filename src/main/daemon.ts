@@ -22,6 +22,16 @@ export const STAGE_ENV = 'PASST_TS_STAGE';
 export const READY_FD_ENV = 'PASST_TS_READY_FD';
 
 /**
+ * Removes the hand-over variables of the re-exec'd stages (STAGE_ENV,
+ * READY_FD_ENV and the caller's own) from this process's environment once
+ * they are read, so that nothing spawned later (pasta's command, a login
+ * shell, a nested pasta) inherits them.
+ */
+export function forgetHandOver(...names: string[]): void {
+  for (const k of [STAGE_ENV, READY_FD_ENV, ...names]) delete process.env[k];
+}
+
+/**
  * PID 1 of a PID namespace (a container's entrypoint, `unshare --pid
  * --fork pasta ...`) cannot daemonise: when it exits, the kernel kills every
  * other process of the namespace, the daemon too. There the program stays in
@@ -37,6 +47,25 @@ export function stayInForegroundAsInit(o: { foreground: boolean }): void {
 /** Writes "PID\n" to path, truncating an existing file (QEMU pre-creates it). */
 export function writePidFile(path: string, pid: number): void {
   fs.writeFileSync(path, `${pid}\n`, { mode: 0o644 });
+}
+
+/**
+ * Opens the PID file of a foreground run before the process is isolated
+ * (isolation.ts: it may no longer reach the path afterwards); the file is
+ * not truncated until writePidFd(), so a reader never sees it half-done.
+ */
+export function openPidFile(path: string): number {
+  return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o644);
+}
+
+/** Writes "PID\n" into a file from openPidFile(), replacing what it held, and closes it. */
+export function writePidFd(fd: number, pid: number): void {
+  try {
+    fs.ftruncateSync(fd, 0);
+    fs.writeSync(fd, `${pid}\n`, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**

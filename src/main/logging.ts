@@ -60,17 +60,40 @@ export function setupRunLogging(cfg: Config, ready: ReadyChannel | null): void {
   target = ready ? { kind: 'pipe', fd: ready.fd } : { kind: 'fd', fd: 2, timestamps: debug };
 }
 
+/** True if the program logs to syslog once ready. */
+function syslogWhenReady(cfg: Config): boolean {
+  if (fileSink) return false;
+  const debug = cfg.logLevel === 'debug' || cfg.logLevel === 'trace';
+  const daemon = !cfg.foreground;
+  const spawned = cfg.mode === 'pasta' && cfg.command !== null;
+  return daemon || (spawned && !debug);
+}
+
+/** What logging once ready needs opened before the process is isolated (isolation.ts): syslog's socket. */
+export function beforeIsolation(cfg: Config): void {
+  if (syslogWhenReady(cfg)) openSyslog(cfg.name);
+}
+
 /** Logging once the program is ready (daemonised, or the command runs). */
 export function afterReadyLogging(cfg: Config): void {
   if (fileSink) {
     log.configure({ sink: fileSink });
     return;
   }
-  const debug = cfg.logLevel === 'debug' || cfg.logLevel === 'trace';
-  const daemon = !cfg.foreground;
-  const spawned = cfg.mode === 'pasta' && cfg.command !== null;
-  if (daemon || (spawned && !debug)) {
-    log.configure({ sink: new SyslogSink(cfg.name), timestamps: false });
-    target = { kind: 'syslog', name: cfg.name };
+  if (syslogWhenReady(cfg)) {
+    const sink = openSyslog(cfg.name);
+    log.configure({ sink, timestamps: false });
+    target = { kind: 'syslog', name: cfg.name, fd: sink.socketFd };
   }
+}
+
+let syslog: SyslogSink | null = null;
+
+/**
+ * The syslog sink, connected to /dev/log on first use: call it before the
+ * process is isolated (isolation.ts), whose empty root has no /dev/log.
+ */
+export function openSyslog(name: string): SyslogSink {
+  if (!syslog) syslog = new SyslogSink(name);
+  return syslog;
 }

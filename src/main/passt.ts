@@ -28,14 +28,16 @@
  */
 import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
-import { native } from '../shared/native';
+import { native, helperPath } from '../shared/native';
 import { F_SETFD, FD_CLOEXEC } from '../shared/linux';
 import { resolveConfig, Options, nodeFlags, tuningFor } from './conf';
 import { readResolvConf } from './hostInfo';
-import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
-import { setupRunLogging, afterReadyLogging } from './logging';
+import { daemonize, ReadyChannel, openPidFile, writePidFd, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV, forgetHandOver } from './daemon';
+import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
 import { Runtime } from './runtime';
-import { hostTemplates } from './pasta';
+import { hostTemplates, handOver } from './pasta';
+import { Removable } from './removable';
+import { chooseRunAs, isolate, hasCap, CAP, RunAs, RUNAS_ENV } from './isolation';
 import { ClientSlot, openListener, removeSocketFile, adoptClientFd, qemuHints, Listener } from './tapBackend';
 
 /** Environment variable telling the daemon where the `--fd` socket went. */
@@ -50,12 +52,35 @@ function inheritedListener(): Listener | null {
   const m = /^(\d+) (\d+) (.+)$/.exec(process.env[LISTENER_ENV] ?? '');
   if (!m) return null;
   native.fcntl(Number(m[1]), F_SETFD, FD_CLOEXEC);
-  return { fd: Number(m[1]), ino: Number(m[2]), path: m[3] };
+  // the file's directory is opened now, for its removal at exit (removable.ts)
+  return { fd: Number(m[1]), ino: Number(m[2]), path: m[3], file: Removable.of(m[3]) };
+}
+
+/**
+ * Replaces the process (same PID) by passt again inside a new user
+ * namespace made by pasta-helper (a Node process cannot unshare one); if
+ * none can be made, it runs without (--soft).
+ */
+function reexecInOwnUserns(o: Options): never {
+  if (o.fd >= 0) native.fcntl(o.fd, F_SETFD, 0);  // the --fd socket survives the execve()
+  const env: string[] = [];
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== STAGE_ENV) env.push(`${k}=${v}`);
+  env.push(`${STAGE_ENV}=userns`);
+  const r = native.execve(helperPath, ['pasta-helper', 'userns', '--new', '--soft', '--',
+    process.execPath, ...nodeFlags(tuningFor(o.mode, process.env).memory), process.argv[1], ...process.argv.slice(2)], env);
+  throw new PasstError('PASST_ERR_USERNS', `Couldn't run ${helperPath}: ${native.strerror(-r)}`);
 }
 
 /** Runs passt; resolves only through process exit. */
 export async function runPasst(o: Options): Promise<void> {
   const stage = process.env[STAGE_ENV];
+  // the run-as user, decided by the first stage (isolation.ts)
+  const runAs = o.noSandbox ? null : chooseRunAs(o.runas);
+  if (runAs) process.env[RUNAS_ENV] = `${runAs.uid}:${runAs.gid}`;
+  // a normal user's passt runs in a user namespace of its own, as the
+  // original does, where isolation can detach the filesystem and empty the
+  // bounding set (the host's network namespace is still the one served)
+  if (stage === undefined && !o.noSandbox && !hasCap(CAP.SYS_ADMIN)) reexecInOwnUserns(o);
 
   // the connected socket of --fd: checked before anything else
   let clientFd = -1;
@@ -85,9 +110,10 @@ export async function runPasst(o: Options): Promise<void> {
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }
+  forgetHandOver(CLIENT_FD_ENV, LISTENER_ENV, RUNAS_ENV);
 
   try {
-    await serve(o, listener, clientFd, readyChannel);
+    await serve(o, listener, clientFd, readyChannel, runAs);
   } catch (e) {
     // a failed start leaves no socket file behind
     if (listener) removeSocketFile(listener);
@@ -96,7 +122,8 @@ export async function runPasst(o: Options): Promise<void> {
 }
 
 /** Set-up after the socket exists (and after daemonising), then readiness. */
-async function serve(o: Options, listener: Listener | null, clientFd: number, readyChannel: ReadyChannel | null): Promise<void> {
+async function serve(o: Options, listener: Listener | null, clientFd: number, readyChannel: ReadyChannel | null,
+  runAs: RunAs | null): Promise<void> {
   // configuration from the host (SPEC §2: addressing is the same as pasta's)
   const { t4, t6 } = hostTemplates(o);
   const cfg = resolveConfig(o, { tmpl4: t4, tmpl6: t6, resolv: readResolvConf() });
@@ -126,8 +153,11 @@ async function serve(o: Options, listener: Listener | null, clientFd: number, re
     slot.attach(clientFd, 0);
   }
 
-  // readiness
-  if (cfg.pidFile && o.foreground) writePidFile(cfg.pidFile, process.pid);
+  // readiness, once isolated (the PID file was opened with the original credentials)
+  const pidFd = cfg.pidFile && o.foreground ? openPidFile(cfg.pidFile) : -1;
+  beforeIsolation(cfg);
+  isolate(cfg, runAs, (uid, gid) => handOver([listener?.path, cfg.control], uid, gid));
+  if (pidFd >= 0) writePidFd(pidFd, process.pid);
   if (readyChannel) readyChannel.ready();
   afterReadyLogging(cfg);
   rt.afterReady();

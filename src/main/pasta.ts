@@ -35,10 +35,11 @@ import { resolveConfig, Options, nodeFlags, tuningFor } from './conf';
 import { discoverFamily, readResolvConf, AF_INET, AF_INET6, HostFamily } from './hostInfo';
 import { Netlink } from './netlink';
 import { basicNsSetup, configNet, readLinkLocal } from './nsConfig';
-import { daemonize, ReadyChannel, writePidFile, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV } from './daemon';
+import { daemonize, ReadyChannel, openPidFile, writePidFd, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV, forgetHandOver } from './daemon';
 import { watchNetns } from './quit';
-import { setupRunLogging, afterReadyLogging } from './logging';
+import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
 import { Runtime } from './runtime';
+import { chooseRunAs, isolate, RunAs, RUNAS_ENV } from './isolation';
 
 const NSFD_ENV = 'PASST_TS_NSFD';
 const DIRFD_ENV = 'PASST_TS_DIRFD';
@@ -61,7 +62,9 @@ function openTarget(o: Options): Target {
     native.close(nsfd);
     throw new PasstError('PASST_ERR_NETNS', `${p} is not a network namespace`);
   }
-  const dirfd = native.open(path.dirname(p), O_PATH | O_DIRECTORY, 0);
+  // readable if we may (quit.ts lists it once we may no longer search it)
+  let dirfd = native.open(path.dirname(p), O_RDONLY | O_DIRECTORY, 0);
+  if (dirfd < 0) dirfd = native.open(path.dirname(p), O_PATH | O_DIRECTORY, 0);
   if (dirfd < 0) {
     native.close(nsfd);
     throw new PasstError('PASST_ERR_NETNS', `Couldn't open ${path.dirname(p)}: ${native.strerror(-dirfd)}`);
@@ -93,7 +96,7 @@ function sameNs(p: string): boolean {
   }
 }
 
-function reexecInUserns(o: Options, userns: string, target: Target | null): never {
+function reexecInUserns(o: Options, userns: string, target: Target | null, runAs: RunAs | null): never {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
   env[STAGE_ENV] = 'userns';
@@ -102,7 +105,10 @@ function reexecInUserns(o: Options, userns: string, target: Target | null): neve
     env[DIRFD_ENV] = String(target.dirfd);
     env[NSPATH_ENV] = target.path;
   }
-  const args = ['pasta-helper', 'userns', ...(userns === 'new' ? ['--new'] : ['--join', userns]), '--',
+  // root spawning: the new namespace maps the run-as user too, for the
+  // switch after set-up (isolation.ts)
+  const alsoMap = userns === 'new' && runAs && process.geteuid?.() === 0 ? ['--also-map', `${runAs.uid}:${runAs.gid}`] : [];
+  const args = ['pasta-helper', 'userns', ...(userns === 'new' ? ['--new', ...alsoMap] : ['--join', userns]), '--',
     process.execPath, ...nodeFlags(tuningFor(o.mode, process.env).memory), process.argv[1], ...process.argv.slice(2)];
   const r = native.execve(helperPath, args, Object.entries(env).map(([k, v]) => `${k}=${v}`));
   throw new PasstError('PASST_ERR_USERNS', `Couldn't run ${helperPath}: ${native.strerror(-r)}`);
@@ -141,9 +147,11 @@ function spawnCommand(cfg: Config): Promise<Spawned> {
   const login = cmd.length === 0;
   if (login) cmd = [process.env.SHELL || '/bin/sh'];
   const hostname = `pasta-${os.hostname()}`.slice(0, 64);
+  const env = { ...process.env };
+  delete env[RUNAS_ENV];
   const helper = spawn(helperPath, ['spawn', '--status-fd', '3', '--release-fd', '4', '--parent-pid', String(process.pid),
     '--hostname', hostname,
-    ...(login ? ['--login'] : []), '--', ...cmd], { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'] });
+    ...(login ? ['--login'] : []), '--', ...cmd], { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'], env });
   return new Promise((resolve, reject) => {
     let buf = '';
     const status = helper.stdio[3] as NodeJS.ReadableStream;
@@ -177,6 +185,21 @@ function tapOffload(tapfd: number): number {
   return VNET_HDR_LEN;
 }
 
+/**
+ * Gives socket files we made to the run-as user, who removes them at exit
+ * (the original makes them as that user in the first place).
+ */
+export function handOver(paths: (string | null | undefined)[], uid: number, gid: number): void {
+  for (const p of paths) {
+    if (!p) continue;
+    try {
+      fs.lchownSync(p, uid, gid);
+    } catch (e) {
+      log.debug(`Couldn't hand ${p} over to UID ${uid}: ${(e as Error).message}`);
+    }
+  }
+}
+
 /** What a front end built on pasta's engine (slirp4netns-ts) adds to a run. */
 export interface PastaHooks {
   /**
@@ -184,18 +207,25 @@ export interface PastaHooks {
    * a rejection is fatal like any set-up failure.
    */
   beforeReady?(rt: Runtime, cfg: Config): Promise<void> | void;
+  /** Called once the process is isolated, as readiness is announced. */
+  ready?(): void;
+  /** Socket files the front end made, handed over to the run-as user with ours. */
+  socketFiles?: string[];
 }
 
 /** Runs pasta; resolves only through process exit. */
 export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void> {
   const stage = process.env[STAGE_ENV];
+  // the run-as user, decided by the first stage (isolation.ts)
+  const runAs = o.noSandbox ? null : chooseRunAs(o.runas);
+  if (runAs) process.env[RUNAS_ENV] = `${runAs.uid}:${runAs.gid}`;
 
   // 1. target namespace and user namespace
   let target: Target | null = null;
   if (stage === undefined) {
     if (o.command === null) target = openTarget(o);
     const userns = wantedUserns(o);
-    if (userns === 'new' || (userns !== null && !sameNs(userns))) reexecInUserns(o, userns, target);
+    if (userns === 'new' || (userns !== null && !sameNs(userns))) reexecInUserns(o, userns, target, runAs);
   } else {
     target = targetFromEnv();
   }
@@ -211,6 +241,7 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }
+  forgetHandOver(NSFD_ENV, DIRFD_ENV, NSPATH_ENV, RUNAS_ENV);
   if (target) {
     // from here on, don't leak them into anything we spawn
     native.fcntl(target.nsfd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
@@ -268,9 +299,13 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
     log.debug(`Watching ${target.path} for namespace removal (${w.mode})`);
   }
 
-  // readiness
+  // readiness, once isolated (the PID file was opened with the original credentials)
   if (hooks.beforeReady) await hooks.beforeReady(rt, cfg);
-  if (cfg.pidFile && o.foreground) writePidFile(cfg.pidFile, process.pid);
+  const pidFd = cfg.pidFile && o.foreground ? openPidFile(cfg.pidFile) : -1;
+  beforeIsolation(cfg);
+  isolate(cfg, runAs, (uid, gid) => handOver([cfg.control, ...(hooks.socketFiles ?? [])], uid, gid), spawned !== null);
+  if (pidFd >= 0) writePidFd(pidFd, process.pid);
+  if (hooks.ready) hooks.ready();
   if (readyChannel) readyChannel.ready();
   afterReadyLogging(cfg);
   rt.afterReady();

@@ -24,14 +24,22 @@ export interface NetnsWatch {
   stop(): void;
 }
 
-/** True if `base` still exists in the directory behind dirfd. */
+/**
+ * True if `base` still exists in the directory behind dirfd. EACCES: we may
+ * no longer search the directory (isolation.ts made a root-started pasta
+ * nobody; or a /proc/PID/ns entry of another user): then the directory's
+ * listing, read through the descriptor opened at start-up, decides, where
+ * it can be read; otherwise the entry counts as there.
+ */
 export function entryExists(dirfd: number, base: string): boolean {
   const fd = native.openat(dirfd, base, O_PATH | O_CLOEXEC, 0);
   if (fd >= 0) {
     native.close(fd);
     return true;
   }
-  return fd === -E.EACCES;
+  if (fd !== -E.EACCES) return false;
+  const names = native.listDir(dirfd);
+  return typeof names === 'number' || names.includes(base);
 }
 
 /**

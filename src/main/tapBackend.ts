@@ -28,6 +28,7 @@
  */
 import * as net from 'node:net';
 import * as fs from 'node:fs';
+import { Removable } from './removable';
 import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
 import { native, E } from '../shared/native';
@@ -68,6 +69,8 @@ export interface Listener {
   path: string;
   /** Inode of the socket file as bound, to recognise it at exit. */
   ino: number;
+  /** The file, for its removal at exit (through its directory: see removable.ts). */
+  file?: Removable | null;
 }
 
 /**
@@ -94,16 +97,16 @@ export function openListener(given: string | null): Listener {
         throw new PasstError('PASST_ERR_SOCKET', `Couldn't bind UNIX socket ${path}: ${native.strerror(-r)}`);
       continue;
     }
-    return { fd, path, ino: fs.statSync(path).ino };
+    const file = Removable.of(path);
+    return { fd, path, ino: file ? file.ino : fs.statSync(path).ino, file };
   }
   throw new PasstError('PASST_ERR_SOCKET', `No free UNIX socket path in /tmp/passt_1.socket … _${PROBE_MAX}.socket`);
 }
 
 /** Removes the socket file at exit, unless the path now names another file. */
 export function removeSocketFile(l: Listener): void {
-  try {
-    if (fs.statSync(l.path).ino === l.ino) fs.unlinkSync(l.path);
-  } catch { /* already gone */ }
+  if (l.file === undefined) l.file = Removable.of(l.path);
+  if (l.file && l.file.ino === l.ino) l.file.remove();
 }
 
 /** The lines the original prints so users know how to start qemu. */

@@ -145,7 +145,7 @@ export interface MemoryTuning {
   /**
    * Threads of V8's platform pool (node --v8-pool-size; 0: Node's default,
    * 4). Process-wide, so it is given where node is launched: the daemon's
-   * spawn and the re-execution into a user namespace (nodeFlags(), conf.ts).
+   * spawn and the re-executions into a user namespace (nodeFlags(), conf.ts).
    */
   v8PoolSize: number;
   /**
@@ -172,6 +172,8 @@ export interface Config {
   logFile: string | null;
   logSize: number;
   runas: string | null;
+  /** --no-sandbox: skip self-isolation after set-up. */
+  noSandbox: boolean;
   pcap: string | null;
   pidFile: string | null;
   /** -F/--fd: pre-opened tap (pasta) or connected socket (passt), or -1. */

@@ -107,18 +107,36 @@ export class SyslogSink implements LogSink {
   private fd = -1;
   private readonly pri: Record<LogLevel, number> = { error: 3, warning: 4, info: 6, debug: 7, trace: 7 };
 
-  constructor(private readonly name: string) {
+  /**
+   * @param fd an already connected socket to share (a worker's sink uses
+   *   the main thread's: once the process is isolated, /dev/log is out of
+   *   reach), or undefined to connect one now
+   */
+  constructor(private readonly name: string, fd?: number) {
+    if (fd !== undefined) {
+      this.fd = fd;
+      return;
+    }
+    this.fd = SyslogSink.connect();
+  }
+
+  /** The descriptor written to (-1: no syslog). */
+  get socketFd(): number {
+    return this.fd;
+  }
+
+  private static connect(): number {
     const fd = native.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return;
+    if (fd < 0) return -1;
     const path = Buffer.from('/dev/log');
     const sa = new Uint8Array(2 + path.length + 1);
     new DataView(sa.buffer).setUint16(0, AF_UNIX, true);
     sa.set(path, 2);
     if (native.connect(fd, sa) < 0) {
       native.close(fd);
-      return;
+      return -1;
     }
-    this.fd = fd;
+    return fd;
   }
 
   write(level: LogLevel, line: string): void {

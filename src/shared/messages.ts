@@ -17,7 +17,7 @@ import type { Role } from './stats';
 export type LogTarget =
   | { kind: 'fd'; fd: number; timestamps: boolean }
   | { kind: 'file'; handle: LogFileHandle }
-  | { kind: 'syslog'; name: string }
+  | { kind: 'syslog'; name: string; fd: number }
   | { kind: 'pipe'; fd: number };
 
 /** How frames reach the guest: one back end per kind (workers/link/link.ts). */

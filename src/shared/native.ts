@@ -60,6 +60,11 @@ export interface NativeAddon {
   // files and processes
   open(path: string, flags: number, mode: number): number;
   openat(dirfd: number, path: string, flags: number, mode: number): number;
+  unlinkat(dirfd: number, path: string, flags: number): number;
+  /** Names in the directory behind dirfd (opened for reading), or -errno. */
+  listDir(dirfd: number): string[] | number;
+  /** Inode number of path relative to dirfd (symbolic links not followed), or -errno. */
+  inodeAt(dirfd: number, path: string): number;
   /** f_type of the filesystem holding fd. */
   fstatfs(fd: number): number;
   /** Replaces the process; returns only on failure (-errno). */
@@ -103,6 +108,14 @@ export interface NativeAddon {
   /** Opens /dev/net/tun in the namespace and TUNSETIFF's it; name written to outName. */
   nsTun(nsfd: number, name: string, ifrFlags: number, outName: Uint8Array): number;
   nsCheck(nsfd: number): number;
+
+  /**
+   * Applies one isolation step (flags: isolation.ts ISO) to every thread of
+   * the process, checking each thread's /proc status afterwards (isolate.cc).
+   * keepLo/keepHi: capabilities kept, bits 0-31 and 32-63. Returns the
+   * number of threads, or -errno; errTid[0] names a thread that failed.
+   */
+  isolateThreads(flags: number, uid: number, gid: number, keepLo: number, keepHi: number, errTid: Int32Array): number;
 
   /** 16-bit one's-complement sum (not complemented) of u8[off, off+len). */
   csum(u8: Uint8Array, off: number, len: number): number;

@@ -45,7 +45,7 @@ export function sinkFor(t: LogTarget): LogSink {
     case 'file':
       return new LogFileSink(t.handle);
     case 'syslog':
-      return new SyslogSink(t.name);
+      return new SyslogSink(t.name, t.fd);
     default: {
       const never: never = t;
       return never;

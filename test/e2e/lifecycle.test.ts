@@ -50,6 +50,11 @@ e2e('spawned command: environment and exit status (signals as a shell reports th
   const env = await run(PASTA, ['--', 'sh', '-c', 'echo "$(id -u) $$ $(hostname) $(cat /proc/sys/net/ipv4/ping_group_range)"'], { timeoutMs: 20000 });
   t.is(env.code, 0, env.stderr);
   t.regex(env.stdout.trim(), /^0 1 pasta-passt-ts-test 0\s+0$/);
+  // the caller's environment, without pasta's own hand-over variables (re-exec stages, fds)
+  const vars = await run(PASTA, ['--', 'env'], { timeoutMs: 20000, env: { ...process.env, PASST_TS_TEST_MARK: 'kept' } });
+  t.is(vars.code, 0, vars.stderr);
+  t.regex(vars.stdout, /^PASST_TS_TEST_MARK=kept$/m);
+  t.deepEqual(vars.stdout.split('\n').filter((l) => /^PASST_TS_(STAGE|READY_FD|NSFD|DIRFD|NSPATH|RUNAS)=/.test(l)), []);
   t.is((await run(PASTA, ['--', 'true'])).code, 0);
   t.is((await run(PASTA, ['--', 'sh', '-c', 'exit 7'])).code, 7);
   // the command is PID 1 of its PID namespace, so the signal comes from outside

@@ -8,16 +8,15 @@
  * resolv.conf podman and pasta see). Runs only inside the namespace made by
  * test/run.sh.
  */
-import anyTest, { TestFn, ExecutionContext } from 'ava';
+import anyTest, { TestFn } from 'ava';
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
-import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { inTestNs, NOT_IN_NS, run, waitFor, sha, alive, sleep } from '../helpers/env';
-import { dnsAnswer, STANDIN_ANSWER } from '../helpers/dns';
-import { makeRig, podmanMissing, PodmanRig, IMAGE, HOST_RESOLVER } from '../helpers/podman';
+import { STANDIN_ANSWER } from '../helpers/dns';
+import { makeRig, podmanMissing, PodmanRig, IMAGE, HOST_RESOLVER, PODMAN_DEFAULT_ARGV, globalAddrs, noPastaLeft, rigTests } from '../helpers/podman';
+import { TestServers, TFTP_CONTENT, sendWhole } from '../helpers/servers';
 
 const test = anyTest as TestFn;
 const inNs = inTestNs();
@@ -26,115 +25,22 @@ if (!inNs) test('end-to-end Podman tests', (t) => t.pass(NOT_IN_NS));
 let rig: PodmanRig | null = null;
 let resolver: { count: number } = { count: 0 };
 let skipWhy: string | null = inNs ? null : NOT_IN_NS;
-const servers: { close(): void }[] = [];
-
-/** What the host's TFTP (UDP) server hands out. */
-const TFTP_CONTENT = 'udp-on-host\n';
-
-/** TCP server: answers every connection with "HELLO <token>" and closes. */
-function helloServer(host: string, port: number, token: string): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer((c) => { c.on('error', () => {}); c.end(`HELLO ${token}\n`); });
-    s.once('error', reject);
-    s.listen({ host, port }, () => { servers.push(s); resolve(s); });
-  });
-}
-
-/** UDP DNS stand-in (dns.ts) answering `answer`; counts queries. */
-function dnsServer(host: string, port: number, answer: string): Promise<{ count: number }> {
-  const sock = dgram.createSocket('udp4');
-  const st = { count: 0 };
-  sock.on('message', (m, r) => {
-    st.count++;
-    const a = dnsAnswer(m, answer);
-    if (a) sock.send(a, r.port, r.address);
-  });
-  return new Promise((resolve) => sock.bind(port, host, () => { servers.push(sock); resolve(st); }));
-}
-
-/**
- * A one-file TFTP server (RFC 1350, the reply from the server's own port):
- * answers a read request with one DATA block (shorter than 512 bytes, so the
- * transfer ends there) and counts the client's ACKs.
- */
-function tftpServer(port: number, content: string): Promise<{ requests: number; acks: number }> {
-  const sock = dgram.createSocket('udp4');
-  const st = { requests: 0, acks: 0 };
-  sock.on('message', (m, r) => {
-    const op = m.length >= 2 ? m.readUInt16BE(0) : 0;
-    if (op === 1) {
-      st.requests++;
-      sock.send(Buffer.concat([Buffer.from([0, 3, 0, 1]), Buffer.from(content)]), r.port, r.address);
-    } else if (op === 4) {
-      st.acks++;
-    }
-  });
-  return new Promise((resolve) => sock.bind(port, '0.0.0.0', () => { servers.push(sock); resolve(st); }));
-}
-
-/** TCP sink: per connection, the byte count and sha256 of what arrived (closes after `limit` bytes). */
-function sinkServer(port: number, limit: number): Promise<{ got: Promise<{ bytes: number; sha: string }> }> {
-  let done!: (v: { bytes: number; sha: string }) => void;
-  const got = new Promise<{ bytes: number; sha: string }>((r) => { done = r; });
-  return new Promise((resolve, reject) => {
-    const s = net.createServer({ allowHalfOpen: true }, (c) => {
-      const h = crypto.createHash('sha256');
-      let bytes = 0;
-      c.on('data', (d: Buffer) => {
-        h.update(d);
-        bytes += d.length;
-        if (bytes >= limit) c.end();
-      });
-      c.on('end', () => c.end());
-      c.on('close', () => done({ bytes, sha: h.digest('hex') }));
-      c.on('error', () => {});
-    });
-    s.once('error', reject);
-    s.listen({ host: '0.0.0.0', port }, () => { servers.push(s); resolve({ got }); });
-  });
-}
-
-/** Podman 5.3's argv for a container with no options and no ports (CLIENTS.md §1.2). */
-const DEFAULT_ARGV = (netns: string) => ['--config-net', '--dns-forward', '169.254.1.1', '-t', 'none', '-u', 'none',
-  '-T', 'none', '-U', 'none', '--no-map-gw', '--quiet', '--netns', netns, '--map-guest-addr', '169.254.1.2'];
+const servers = new TestServers();
 
 test.before(async () => {
   if (!inNs) return;
   skipWhy = await podmanMissing();
   if (skipWhy) return;
-  resolver = await dnsServer(HOST_RESOLVER, 53, STANDIN_ANSWER);
+  resolver = await servers.dnsServer(HOST_RESOLVER, 53, STANDIN_ANSWER);
   rig = await makeRig();
 });
 
 test.after.always(async () => {
-  for (const s of servers) s.close();
+  servers.closeAll();
   await rig?.cleanup();
 });
 
-/** A serial test that needs the rig; skipped (saying why) without podman. */
-function e2e(title: string, fn: (t: ExecutionContext, rig: PodmanRig) => Promise<void>): void {
-  if (!inNs) return;
-  test.serial(title, async (t) => {
-    if (!rig) {
-      t.log(`skipped: ${skipWhy}`);
-      t.pass();
-      return;
-    }
-    t.timeout(120000);
-    await fn(t, rig);
-  });
-}
-
-/** Lines of `ip addr show DEV` (busybox) → "inet A/N" / "inet6 A/N" of global scope. */
-function globalAddrs(ipAddrText: string): string[] {
-  return [...ipAddrText.matchAll(/^\s+(inet6?) (\S+) scope global/gm)].map((m) => `${m[1]} ${m[2]}`);
-}
-
-/** No pasta of ours left (waits up to ms for them to quit). */
-async function noPastaLeft(r: PodmanRig, ms = 6000): Promise<number[]> {
-  await waitFor(() => r.pastaProcesses().length === 0, ms, 100);
-  return r.pastaProcesses();
-}
+const e2e = rigTests<PodmanRig>(test, inNs, () => ({ rig, skipWhy }));
 
 e2e('podman runs our pasta, with Podman 5.3\'s argv', async (t, r) => {
   const v = await run(r.pasta, ['--version']);
@@ -145,7 +51,7 @@ e2e('podman runs our pasta, with Podman 5.3\'s argv', async (t, r) => {
   t.truthy(rec, 'the hook ran');
   if (!rec) return;
   t.is(rec.code, 0, rec.output);
-  t.deepEqual(rec.argv, DEFAULT_ARGV(rec.netns));
+  t.deepEqual(rec.argv, PODMAN_DEFAULT_ARGV(rec.netns));
   t.regex(rec.netns, /\/run\/netns\/netns-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'Podman\'s netns file');
   t.false(fs.existsSync(rec.netns), 'removed at teardown');
   t.is(rec.output, '', '--quiet: nothing on the caller\'s pipe');
@@ -153,10 +59,10 @@ e2e('podman runs our pasta, with Podman 5.3\'s argv', async (t, r) => {
 });
 
 e2e('--network pasta: the host\'s addresses and routes; TCP and UDP to servers on the host; 8 MiB up; a name through the DNS forwarder', async (t, r) => {
-  await helloServer('0.0.0.0', 16101, 'tcp-on-host');
-  const udp = await tftpServer(16102, TFTP_CONTENT);
+  await servers.helloServer('0.0.0.0', 16101, 'tcp-on-host');
+  const udp = await servers.tftpServer(16102, TFTP_CONTENT);
   const before = resolver.count;
-  const sink = await sinkServer(16103, 8 << 20);
+  const sink = await servers.sinkServer(16103, 8 << 20);
   const { r: res, rec } = await r.runCtr([
     'ip addr show eth0', 'echo ROUTES', 'ip route', 'ip -6 route',
     'echo TCP $(nc 169.254.1.2 16101 </dev/null)',
@@ -183,26 +89,8 @@ e2e('--network pasta: the host\'s addresses and routes; TCP and UDP to servers o
   const up = await sink.got;
   t.is(up.bytes, 8 << 20);
   t.is(up.sha, /^UP ([0-9a-f]{64})/m.exec(out)?.[1] ?? 'no UP line');
-  t.deepEqual(rec?.argv, DEFAULT_ARGV(rec?.netns ?? ''));
+  t.deepEqual(rec?.argv, PODMAN_DEFAULT_ARGV(rec?.netns ?? ''));
 });
-
-/** Sends payload to host:port until one connection carries it whole (the container may still be starting). */
-async function sendWhole(host: string, port: number, payload: Buffer, deadline: number): Promise<boolean> {
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host, port, allowHalfOpen: true });
-      let failed = false;
-      s.on('error', () => { failed = true; });
-      s.on('connect', () => s.end(payload));
-      s.on('data', () => {});
-      s.on('close', () => resolve(!failed && s.bytesWritten >= payload.length));
-      s.setTimeout(20000, () => s.destroy(new Error('timeout')));
-    });
-    if (ok) return true;
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  return false;
-}
 
 e2e('-p 16110:8080 publishes a port: host → container TCP, 8 MiB byte-exact, over loopback and the host\'s address', async (t, r) => {
   const a = crypto.randomBytes(8 << 20);
@@ -221,7 +109,7 @@ e2e('-p 16110:8080 publishes a port: host → container TCP, 8 MiB byte-exact, o
 });
 
 e2e('--network pasta:-T,16120 forwards the container\'s loopback port to the host\'s (argv as Podman builds it)', async (t, r) => {
-  await helloServer('127.0.0.1', 16120, 'tcp-ns-forward');
+  await servers.helloServer('127.0.0.1', 16120, 'tcp-ns-forward');
   const { r: res, rec } = await r.runCtr('nc 127.0.0.1 16120 </dev/null', { network: 'pasta:-T,16120' });
   t.is(res.code, 0, res.stderr);
   t.is(res.stdout.trim(), 'HELLO tcp-ns-forward');
@@ -230,8 +118,8 @@ e2e('--network pasta:-T,16120 forwards the container\'s loopback port to the hos
 });
 
 e2e('--network pasta:--map-gw: the gateway reaches the host\'s loopback, IPv4 and IPv6', async (t, r) => {
-  await helloServer('127.0.0.1', 16121, 'gw4');
-  await helloServer('::1', 16122, 'gw6');
+  await servers.helloServer('127.0.0.1', 16121, 'gw4');
+  await servers.helloServer('::1', 16122, 'gw6');
   const { r: res, rec } = await r.runCtr('nc 192.0.2.1 16121 </dev/null; nc 2001:db8::1 16122 </dev/null', { network: 'pasta:--map-gw' });
   t.is(res.code, 0, res.stderr);
   t.deepEqual(res.stdout.trim().split('\n'), ['HELLO gw4', 'HELLO gw6']);
@@ -312,7 +200,7 @@ for (const netns of ['file', 'proc'] as const) {
 }
 
 e2e('another container\'s teardown (its netns file deleted next to ours) leaves a running container\'s pasta alone', async (t, r) => {
-  await helloServer('0.0.0.0', 16150, 'still-here');
+  await servers.helloServer('0.0.0.0', 16150, 'still-here');
   const cid = `${r.dir}/cid/sibling`;
   const a = await r.podman(['run', '-d', '--cidfile', cid, ...r.netArgs(), IMAGE, 'sleep', '60'], 20000);
   t.is(a.code, 0, a.stderr);
@@ -349,7 +237,7 @@ e2e('a pasta failure fails podman run ("-T 16130" as one token), bounded, with p
 });
 
 e2e('ten containers in a row and ten at once, each with its own pasta, all connected; none left after', async (t, r) => {
-  await helloServer('0.0.0.0', 16140, 'many');
+  await servers.helloServer('0.0.0.0', 16140, 'many');
   const check = (i: number) => r.runCtr(`echo ${i} $(nc 169.254.1.2 16140 </dev/null)`, {}, 90000);
   const pids = new Set<number>();
   for (let i = 0; i < 10; i++) {

@@ -510,6 +510,9 @@ e2e('the real podman run --network slirp4netns (network_cmd_path = slirp4netns-t
 
 e2e('--control (and SLIRP4NETNS_TS_CONTROL): stats follow a transfer, ports list the API forwards, quit', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-s4n-ctl-'));
+  // sticky and world-writable like /tmp: slirp4netns-ts runs as nobody
+  // after set-up, and removes its sockets at exit
+  fs.chmodSync(dir, 0o1777);
   const nsFile = path.join(dir, 'netns');
   fs.writeFileSync(nsFile, '');
   t.is(spawnSync('unshare', [`--net=${nsFile}`, 'true']).status, 0, 'a netns bound to a file');

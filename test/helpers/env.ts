@@ -115,8 +115,15 @@ export function ipJson(target: number | string, args: string[]): any {
   return JSON.parse(r.stdout || '[]');
 }
 
+/**
+ * A path in a new temporary directory, world-writable and sticky like /tmp
+ * itself: a root-started passt or pasta runs as nobody after set-up
+ * (isolation.ts) and removes its socket files there at exit.
+ */
 export function tmpPath(name: string): string {
-  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-')), name);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-'));
+  fs.chmodSync(dir, 0o1777);
+  return path.join(dir, name);
 }
 
 /** PIDs of processes whose command line contains `marker`. */

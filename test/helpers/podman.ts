@@ -27,7 +27,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run, RunResult, processesWith, alive, sleep } from './env';
+import type { ExecutionContext, TestFn } from 'ava';
+import { run, RunResult, processesWith, alive, sleep, waitFor } from './env';
 import { ensureSubIds, ensureUser, readableInstall } from './unpriv';
 import { NETWORK_ANNOTATION, NETNS_ANNOTATION, PUBLISH_ANNOTATION } from './podmanPastaHook';
 
@@ -106,12 +107,7 @@ export async function makeRig(): Promise<PodmanRig> {
   const pasta = sub('helpers/pasta');
   fs.symlinkSync(path.join(installDir, 'bin', 'pasta'), pasta);
 
-  // the image: busybox-static and its applet links
-  fs.copyFileSync('/bin/busybox', sub('image/bin/busybox'));
-  fs.chmodSync(sub('image/bin/busybox'), 0o755);
-  for (const a of ['sh', 'ip', 'nc', 'nslookup', 'tftp', 'cat', 'sleep', 'echo', 'head', 'dd', 'sha256sum', 'grep', 'true', 'wc', 'seq'])
-    fs.symlinkSync('busybox', sub(`image/bin/${a}`));
-  fs.chmodSync(sub('image/tmp'), 0o1777);
+  writeImageTree(sub('image'));
 
   fs.copyFileSync(path.join(__dirname, 'podmanPastaHook.js'), sub('hook.js'));
   for (const stage of ['createRuntime', 'poststop']) {
@@ -134,22 +130,12 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 hooks_dir = ["${sub('hooks')}"]
 `);
-  fs.writeFileSync(sub('storage.conf'), `[storage]
-driver = "vfs"
-graphroot = "${sub('storage/graph')}"
-runroot = "${sub('storage/run')}"
-`);
-  fs.writeFileSync(sub('registries.conf'), '');
-  fs.writeFileSync(sub('home/.config/containers/policy.json'), JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+  writeStorageConfig(dir);
   spawnSync('chown', ['-R', `${uid}:${gid}`, dir]);
   fs.chmodSync(sub('run'), 0o700);
   fs.chmodSync(dir, 0o755);
 
-  const env = [
-    'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${sub('home')}`, `XDG_RUNTIME_DIR=${sub('run')}`,
-    `CONTAINERS_CONF=${sub('containers.conf')}`, `CONTAINERS_STORAGE_CONF=${sub('storage.conf')}`,
-    `CONTAINERS_REGISTRIES_CONF=${sub('registries.conf')}`,
-  ];
+  const env = podmanEnv(dir);
   fs.writeFileSync(sub('host-resolv.conf'), `nameserver ${HOST_RESOLVER}\n`);
   fs.chmodSync(sub('host-resolv.conf'), 0o644);
   const podman = (args: string[], timeoutMs = 30000) => run('unshare', ['-m', '--propagation', 'private', 'sh', '-c',
@@ -173,11 +159,7 @@ runroot = "${sub('storage/run')}"
     return a;
   };
 
-  const tar = await run('tar', ['-C', sub('image'), '-cf', sub('image.tar'), '.']);
-  if (tar.code !== 0) throw new Error(`tar: ${tar.stderr}`);
-  spawnSync('chown', [`${uid}:${gid}`, sub('image.tar')]);
-  const imp = await podman(['import', sub('image.tar'), IMAGE], 60000);
-  if (imp.code !== 0) throw new Error(`podman import: ${imp.stderr}`);
+  await importImage(dir, podman, uid, gid);
 
   return {
     dir,
@@ -195,15 +177,101 @@ runroot = "${sub('storage/run')}"
     },
     pastaProcesses: () => [...new Set([...processesWith(installDir), ...processesWith(pasta)])],
     async cleanup() {
-      await podman(['rm', '-f', '-a', '-t', '0'], 30000);
-      // the rootless pause process keeps the user namespace; it is ours to end
-      try {
-        const pause = Number(fs.readFileSync(sub('run/libpod/tmp/pause.pid'), 'utf8'));
-        if (pause > 0 && alive(pause)) process.kill(pause, 'SIGKILL');
-      } catch { /* never started */ }
-      for (const pid of processesWith(dir)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-      await sleep(100);
-      spawnSync('rm', ['-rf', dir]);
+      await cleanupRig(dir, podman);
     },
+  };
+}
+
+/** The image's tree: busybox-static and its applet links (`podman import`ed, nothing is pulled). */
+export function writeImageTree(root: string): void {
+  for (const d of ['bin', 'etc', 'tmp']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  for (const a of ['sh', 'ip', 'nc', 'nslookup', 'tftp', 'cat', 'sleep', 'echo', 'head', 'dd', 'sha256sum', 'grep', 'true', 'wc', 'seq'])
+    fs.symlinkSync('busybox', path.join(root, 'bin', a));
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
+}
+
+/** storage.conf (vfs: no fuse or overlay in a user namespace), an empty registries.conf, a permissive policy.json. */
+export function writeStorageConfig(dir: string): void {
+  const sub = (n: string) => path.join(dir, n);
+  fs.writeFileSync(sub('storage.conf'), `[storage]
+driver = "vfs"
+graphroot = "${sub('storage/graph')}"
+runroot = "${sub('storage/run')}"
+`);
+  fs.writeFileSync(sub('registries.conf'), '');
+  fs.mkdirSync(sub('home/.config/containers'), { recursive: true });
+  fs.writeFileSync(sub('home/.config/containers/policy.json'), JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+}
+
+/** The environment every podman call of a rig gets (everything in the rig's directory). */
+export function podmanEnv(dir: string, pathVar = '/usr/sbin:/usr/bin:/sbin:/bin'): string[] {
+  const sub = (n: string) => path.join(dir, n);
+  return [
+    `PATH=${pathVar}`, `HOME=${sub('home')}`, `XDG_RUNTIME_DIR=${sub('run')}`,
+    `CONTAINERS_CONF=${sub('containers.conf')}`, `CONTAINERS_STORAGE_CONF=${sub('storage.conf')}`,
+    `CONTAINERS_REGISTRIES_CONF=${sub('registries.conf')}`,
+  ];
+}
+
+type PodmanCall = (args: string[], timeoutMs?: number) => Promise<RunResult>;
+
+/** `podman import` of the image tree written by writeImageTree() into dir/image. */
+export async function importImage(dir: string, podman: PodmanCall, uid: number, gid: number): Promise<void> {
+  const tar = await run('tar', ['-C', path.join(dir, 'image'), '-cf', path.join(dir, 'image.tar'), '.']);
+  if (tar.code !== 0) throw new Error(`tar: ${tar.stderr}`);
+  spawnSync('chown', [`${uid}:${gid}`, path.join(dir, 'image.tar')]);
+  const imp = await podman(['import', path.join(dir, 'image.tar'), IMAGE], 60000);
+  if (imp.code !== 0) throw new Error(`podman import: ${imp.stderr}`);
+}
+
+/** Removes every container, ends the rootless pause process (it keeps the user namespace) and whatever else runs from dir. */
+export async function cleanupRig(dir: string, podman: PodmanCall): Promise<void> {
+  await podman(['rm', '-f', '-a', '-t', '0'], 30000);
+  try {
+    const pause = Number(fs.readFileSync(path.join(dir, 'run/libpod/tmp/pause.pid'), 'utf8'));
+    if (pause > 0 && alive(pause)) process.kill(pause, 'SIGKILL');
+  } catch { /* never started */ }
+  for (const pid of processesWith(dir)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  await sleep(100);
+  spawnSync('rm', ['-rf', dir]);
+}
+
+/** Podman 5.3+'s argv for a container with no options and no ports (CLIENTS.md §1.2). */
+export const PODMAN_DEFAULT_ARGV = (netns: string): string[] => ['--config-net', '--dns-forward', '169.254.1.1',
+  '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--no-map-gw', '--quiet', '--netns', netns,
+  '--map-guest-addr', '169.254.1.2'];
+
+/** Lines of `ip addr show DEV` (busybox) → "inet A/N" / "inet6 A/N" of global scope. */
+export function globalAddrs(ipAddrText: string): string[] {
+  return [...ipAddrText.matchAll(/^\s+(inet6?) (\S+) scope global/gm)].map((m) => `${m[1]} ${m[2]}`);
+}
+
+/** No pasta of the rig's left (waits up to ms for them to quit); the PIDs still there. */
+export async function noPastaLeft(r: { pastaProcesses(): number[] }, ms = 6000): Promise<number[]> {
+  await waitFor(() => r.pastaProcesses().length === 0, ms, 100);
+  return r.pastaProcesses();
+}
+
+/**
+ * Declares serial tests that need a rig: `e2e(title, fn)` runs fn with the
+ * rig, or passes saying why there is none (`state()` is read when the test
+ * runs, after the file's before hook made the rig).
+ */
+export function rigTests<R>(test: TestFn, inNs: boolean, state: () => { rig: R | null; skipWhy: string | null }):
+  (title: string, fn: (t: ExecutionContext, rig: R) => Promise<void>) => void {
+  return (title, fn) => {
+    if (!inNs) return;
+    test.serial(title, async (t) => {
+      const { rig, skipWhy } = state();
+      if (!rig) {
+        t.log(`skipped: ${skipWhy}`);
+        t.pass();
+        return;
+      }
+      t.timeout(120000);
+      await fn(t, rig);
+    });
   };
 }

@@ -47,7 +47,9 @@ export function readableInstall(): string {
   if (installDir) return installDir;
   const dir = fs.mkdtempSync('/tmp/passt-ts-unpriv-');
   fs.chmodSync(dir, 0o755);
-  const copy = (rel: string) => fs.cpSync(path.join(ROOT, rel), path.join(dir, rel), { recursive: true, dereference: false });
+  // verbatimSymlinks: bin/pasta -> passt-ts.js stays relative (cpSync would
+  // otherwise point it at the checkout, which the copy is there to replace)
+  const copy = (rel: string) => fs.cpSync(path.join(ROOT, rel), path.join(dir, rel), { recursive: true, dereference: false, verbatimSymlinks: true });
   copy('package.json');
   copy('bin');
   copy('dist/src');

@@ -24,6 +24,12 @@ export interface RingJob {
   phaseBits: number;
   epollTimeoutMs: number;
   deadline: number;
+  /**
+   * Int32 [0]: both sides count themselves in here and start together, so
+   * that a worker still booting on a loaded machine is not taken for a
+   * lost wake-up by a peer that already sleeps.
+   */
+  barrier: SharedArrayBuffer;
 }
 
 export interface RingResult {
@@ -45,6 +51,14 @@ function slowNap(dummy: Int32Array): void {
   Atomics.wait(dummy, 0, 0, 1);
 }
 
+/** Waits until both sides reached this point (RingJob.barrier). */
+function meetPeer(job: RingJob): void {
+  const b = new Int32Array(job.barrier);
+  Atomics.add(b, 0, 1);
+  Atomics.notify(b, 0);
+  for (let v = Atomics.load(b, 0); v < 2; v = Atomics.load(b, 0)) Atomics.wait(b, 0, v, 1000);
+}
+
 function epollOn(fd: number): number {
   const ep = native.epollCreate();
   if (ep < 0 || native.epollCtl(ep, EPOLL_CTL_ADD, fd, EPOLLIN, 1) < 0) throw new Error('epoll setup');
@@ -58,6 +72,7 @@ function producer(job: RingJob): RingResult {
   const ep = epollOn(me.fd);
   const ev = new Int32Array(16);
   const dummy = new Int32Array(new SharedArrayBuffer(4));
+  meetPeer(job);
   const rnd = prng(job.seed);
   const res: RingResult = { role: 'producer', records: 0, bytes: 0, skips: 0, sleeps: 0, timeouts: 0, wakesReceived: 0, error: null };
   let sincePublish = 0, batch = 1;
@@ -112,6 +127,7 @@ function consumer(job: RingJob): RingResult {
   const ep = epollOn(me.fd);
   const ev = new Int32Array(16);
   const dummy = new Int32Array(new SharedArrayBuffer(4));
+  meetPeer(job);
   const rnd = prng(job.seed ^ 0x5555);
   const res: RingResult = { role: 'consumer', records: 0, bytes: 0, skips: 0, sleeps: 0, timeouts: 0, wakesReceived: 0, error: null };
   let sinceRelease = 0, batch = 1;

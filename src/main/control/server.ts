@@ -7,10 +7,12 @@
  *   nobody answers on is removed; a live one, or any other file, is an
  *   error before readiness). The socket is bound with umask 0177 so it is
  *   never, even for an instant, accessible to others, and chmod'ed 0600 on
- *   top; it belongs to the user we run as. It is removed at exit.
+ *   top; it belongs to the user we run as (after isolation.ts switched a
+ *   root-started program to nobody, to nobody: it removes it at exit).
  * - Who may talk: the kernel refuses connect() to a 0600 socket for other
  *   users; on top, every connection's SO_PEERCRED is read and a peer whose
- *   uid is neither ours nor 0 (root, which could ptrace us anyway) gets one
+ *   uid is neither the one we were started as nor 0 (root, which could
+ *   ptrace us anyway) gets one
  *   error answer and is disconnected, as is one whose credentials cannot
  *   be read. So a socket whose mode was loosened, or passed on, still lets
  *   no other user in. Inside a user namespace both uids are as seen there.
@@ -32,6 +34,7 @@ import { PasstError } from '../../shared/errors';
 import { log } from '../../shared/log';
 import { native } from '../../shared/native';
 import { SOL_SOCKET, SO_PEERCRED } from '../../shared/linux';
+import { Removable } from '../removable';
 import { LineSplitter, LineEvent, MAX_LINE, parseRequest, isBad, answerLine, errorLine } from './protocol';
 import type { ControlService } from './service';
 
@@ -157,7 +160,19 @@ class Connection {
 export class ControlServer {
   private clients = 0;
 
+  /** The socket file, removed at exit (through its directory: see removable.ts). */
+  private readonly file: Removable | null;
+
+  /**
+   * The uid we were started as: the one let in besides root. Not the one
+   * we may run as later (isolation.ts: a root-started program becomes
+   * nobody, and then owns the socket file, but nobody's other processes
+   * must not get in).
+   */
+  private readonly ownerUid = process.geteuid?.() ?? -1;
+
   private constructor(readonly path: string, private readonly server: net.Server, private readonly service: ControlService) {
+    this.file = Removable.of(path);
     server.on('connection', (s) => this.onConnection(s));
     server.on('error', (e) => log.warn(`Control socket ${path}: ${e.message}`));
   }
@@ -206,8 +221,7 @@ export class ControlServer {
 
   private onConnection(s: net.Socket): void {
     const uid = peerUid(socketFd(s));
-    const me = process.geteuid?.() ?? -1;
-    if (uid < 0 || (uid !== me && uid !== 0)) {
+    if (uid < 0 || (uid !== this.ownerUid && uid !== 0)) {
       log.warn(`Control: refused a connection from uid ${uid < 0 ? 'unknown' : uid}`);
       refuse(s, 'permission denied: another user');
       return;
@@ -225,9 +239,6 @@ export class ControlServer {
   /** Stops listening and removes the socket file. */
   close(): void {
     this.server.close();
-    try {
-      const st = fs.lstatSync(this.path);
-      if (st.isSocket()) fs.unlinkSync(this.path);
-    } catch { /* gone */ }
+    this.file?.remove();
   }
 }

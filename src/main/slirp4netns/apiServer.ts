@@ -20,6 +20,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { HostfwdApi, REQUEST_MAX, TOO_LARGE } from './api';
+import { Removable } from '../removable';
 
 const IDLE_MS = 2000;
 const MAX_PENDING = 64;
@@ -28,8 +29,10 @@ export class ApiServer {
   private readonly server: net.Server;
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
+  /** The socket file, removed at exit (through its directory: see removable.ts). */
+  private file: Removable | null = null;
 
-  private constructor(private readonly path: string, private readonly api: HostfwdApi,
+  private constructor(private readonly api: HostfwdApi,
     private readonly log: (line: string) => void) {
     this.server = net.createServer((c) => this.enqueue(c));
   }
@@ -39,12 +42,13 @@ export class ApiServer {
     try {
       fs.unlinkSync(path);
     } catch { /* not there */ }
-    const s = new ApiServer(path, api, log);
+    const s = new ApiServer(api, log);
     return new Promise((resolve, reject) => {
       s.server.once('error', reject);
       s.server.listen(path, () => {
         s.server.removeListener('error', reject);
         s.server.on('error', (e) => log(`api socket: ${e.message}`));
+        s.file = Removable.of(path);
         resolve(s);
       });
     });
@@ -52,9 +56,7 @@ export class ApiServer {
 
   close(): void {
     this.server.close();
-    try {
-      fs.unlinkSync(this.path);
-    } catch { /* gone */ }
+    this.file?.remove();
   }
 
   private enqueue(c: net.Socket): void {

@@ -139,7 +139,11 @@ async function beforeReady(o: SlirpOptions, rt: Runtime): Promise<void> {
       void rt.shutdown(0);
     });
   }
-  writeLine(1, banner(o, a).replace(/\n$/, ''));
+}
+
+/** Readiness, once the process is isolated: the banner, then the ready descriptor. */
+function announce(o: SlirpOptions): void {
+  writeLine(1, banner(o, slirpAddressing(o.cidr)).replace(/\n$/, ''));
   if (o.readyFd >= 0) {
     try {
       fs.writeSync(o.readyFd, '1');
@@ -197,7 +201,11 @@ export function mainSlirp4netns(): void {
   native.raiseNofile();
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { runPasta } = require('../pasta') as typeof import('../pasta');
-  runPasta(opts, { beforeReady: (rt) => beforeReady(so, rt) }).catch((e: unknown) => {
+  runPasta(opts, {
+    beforeReady: (rt) => beforeReady(so, rt),
+    ready: () => announce(so),
+    socketFiles: so.apiSocket ? [so.apiSocket] : [],
+  }).catch((e: unknown) => {
     if (e instanceof PasstError || e instanceof ErrnoError) fail(e.message);
     fail(`Internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
   });

@@ -25,7 +25,7 @@ on the passt-ts pasta engine).
 --disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace
 --netns-type=TYPE        specify network namespace type ([path|pid], default=pid)
 --userns-path=PATH       specify user namespace path
---enable-sandbox         accepted for compatibility (no effect)
+--enable-sandbox         accepted for compatibility (always isolated)
 --enable-seccomp         accepted for compatibility (no effect)
 --outbound-addr=IPv4     sets outbound ipv4 address (or interface name) to bind to
 --outbound-addr6=IPv6    sets outbound ipv6 address (or interface name) to bind to
