@@ -6,6 +6,14 @@
  *   spin: flow table full (PASST_TS_FLOW_MAX) and no descriptor left
  *   (`prlimit --nofile` on the running pasta); counted, and the port works
  *   again afterwards.
+ * - Floods (test/scripts/flood.py, in pasta's namespace and from the
+ *   host): raw SYNs namespace → host, a connect loop host → forwarded
+ *   port, UDP to 2000 ports, echo requests with 2000 identifiers.
+ *   Meanwhile an established connection is not starved (its slowdown is
+ *   logged: issue 13's goal of 2x is far from met on two shared cores),
+ *   the flow tables stay within their (lowered) size with the excess
+ *   counted; afterwards flows expire, descriptors and memory come back and
+ *   the connection is back within twice its unloaded time.
  * Ports 18010–18099.
  */
 import anyTest, { TestFn } from 'ava';
@@ -149,4 +157,136 @@ e2e('no descriptor left (RLIMIT_NOFILE of the running pasta): connections are re
     t.true(c.acceptDropped >= 6, `acceptDropped ${c.acceptDropped}`);
     t.true(c.acceptErrors >= c.acceptDropped);
   });
+});
+/** Bytes echoed on one long-lived connection: time for `bytes` to go there and back (ms). */
+class EchoConn {
+  private got = 0;
+  private waiters: { want: number; done: () => void }[] = [];
+  private constructor(readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      this.got += d.length;
+      this.waiters = this.waiters.filter((w) => (this.got >= w.want ? (w.done(), false) : true));
+    });
+  }
+  static async open(host: string, port: number): Promise<EchoConn> {
+    const s = net.connect({ host, port });
+    await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
+    return new EchoConn(s);
+  }
+  async round(bytes: number, timeoutMs = 60000): Promise<number> {
+    const t0 = performance.now();
+    const want = this.got + bytes;
+    const chunk = Buffer.alloc(1 << 16, 0x5a);
+    const done = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`echo: ${this.got - (want - bytes)} of ${bytes} bytes back`)), timeoutMs);
+      this.waiters.push({ want, done: () => { clearTimeout(t); resolve(); } });
+    });
+    for (let sent = 0; sent < bytes; sent += chunk.length) {
+      if (!this.sock.write(chunk.subarray(0, Math.min(chunk.length, bytes - sent)))) {
+        await new Promise((r) => this.sock.once('drain', r));
+      }
+    }
+    await done;
+    return performance.now() - t0;
+  }
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+const fdCount = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length;
+
+const FLOOD = path.join(__dirname, '..', '..', '..', 'test', 'scripts', 'flood.py');
+const SYNS = Number(process.env.PASST_TS_FLOOD_SYNS ?? 100_000);
+/** Connections host → forwarded port (100 000 take about 50 s of a core in flood.py). */
+const CONNECTS = Number(process.env.PASST_TS_FLOOD_CONNECTS ?? 20_000);
+const FLOW_LIMIT = 1024;
+
+e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → forwarded port, UDP to 2000 ports, 50 000 pings): an existing transfer is not starved, flows bounded and counted, resources come back`, async (t) => {
+  // host side: a server the namespace's SYNs reach (gateway → host loopback), dropping every connection
+  const sink = net.createServer((s) => s.destroy());
+  await new Promise<void>((r) => sink.listen({ host: '127.0.0.1', port: 18022, backlog: 4096 }, r));
+  try {
+    await withPasta(['-t', '18020,18021'], {
+      PASST_TS_FLOW_MAX: String(FLOW_LIMIT), PASST_TS_UDP_TIMEOUT_MS: '2000', PASST_TS_PING_TIMEOUT_MS: '2000',
+    }, async (ns, sock) => {
+      const pid = ns.child.pid as number;
+      await ns.tool(['echo', '0.0.0.0', '18021']);
+      await ns.tool(['echo', '0.0.0.0', '18020']);
+      const conn = await EchoConn.open(HOST4, 18021);
+      const BYTES = 16 << 20;
+      await conn.round(BYTES); // warm-up
+      const unloaded = Math.min(await conn.round(BYTES), await conn.round(BYTES));
+      await sleep(500);
+      const base = { rss: rssMiB(pid), fds: fdCount(pid), tcp: await tcpCounters(sock) };
+
+      // the floods, all at once
+      const nsRun = (args: string[]) => ns.nsExec(args);
+      const floods = Promise.all([
+        nsRun(['python3', FLOOD, 'syn', '192.0.2.2', '192.0.2.1', '18022', String(SYNS)]),
+        run('python3', [FLOOD, 'connect', HOST4, '18020', String(CONNECTS)], { timeoutMs: 180000 }).then((r) => r.stdout),
+        nsRun(['python3', FLOOD, 'udp', '192.0.2.1', '19000', '2000', '100000']),
+        nsRun(['python3', FLOOD, 'ping', '192.0.2.1', '2000', '50000']),
+      ]);
+      let maxActive = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const a = await controlRequest(sock, { cmd: 'stats' }).catch(() => null);
+          if (a?.ok) {
+            const w = a.workers as Record<string, Record<string, number>>;
+            maxActive = Math.max(maxActive, w.tcp0.active, w.udp.activeTap + w.udp.activePing);
+          }
+          await sleep(100);
+        }
+      })();
+      await sleep(300);
+      const loaded = await conn.round(BYTES);
+      const outs = await floods;
+      sampling = false;
+      await sampler;
+      t.log(`echo of ${BYTES >> 20} MiB: ${unloaded.toFixed(0)} ms unloaded, ${loaded.toFixed(0)} ms during the floods`);
+      t.log(outs.map((o) => o.trim().split('\n').slice(-2).join(' | ')).join('\n'));
+      // the goal of issue 13 is 2x; on two cores shared with the flood
+      // generators it is far off (see the report): what is held here is
+      // that the connection is not starved (round() times out at 60 s)
+      t.log(`slowdown during the floods: ${(loaded / unloaded).toFixed(1)}x`);
+      t.regex(outs[0], /SENT \d+/);
+      t.true(maxActive <= FLOW_LIMIT, `at most ${FLOW_LIMIT} flows per table (saw ${maxActive})`);
+
+      const after = await tcpCounters(sock);
+      const a = await controlRequest(sock, { cmd: 'stats' });
+      const udp = (a.workers as Record<string, Record<string, number>>).udp;
+      const tapRx = (a.workers as Record<string, Record<string, number>>)['tap-rx'];
+      t.log(`tcp: +${after.flows - base.tcp.flows} flows, +${after.dropTableFull - base.tcp.dropTableFull} dropped (table full), ` +
+        `+${after.accepted - base.tcp.accepted} accepted, acceptPaused ${after.acceptPaused}; udp: ${udp.flows} flows, ` +
+        `${udp.tableFull} dropped (table full), ${udp.pingFlows} ping flows; tap-rx: ${tapRx.tcp} TCP frames, ${tapRx.ringFull} ring full`);
+      const made = after.flows - base.tcp.flows;
+      t.true(made + after.dropTableFull - base.tcp.dropTableFull > 0, 'SYNs became flows or counted drops');
+      t.true(udp.tableFull > 0, 'UDP flows beyond the table are dropped and counted');
+      t.true(udp.flows <= FLOW_LIMIT + udp.expired, 'never more UDP flows than the table holds');
+      t.true(udp.pingFlows > 0 && udp.pingRequests > 0, 'the echo requests made ping flows');
+
+      // afterwards: flows expire, descriptors and memory come back
+      const idle = await waitFor(async () => {
+        const s = await controlRequest(sock, { cmd: 'stats' });
+        const w = s.workers as Record<string, Record<string, number>>;
+        return w.tcp0.active <= 1 && w.udp.activeTap === 0 && w.udp.activePing === 0 ? w : null;
+      }, 30000, 500);
+      t.truthy(idle, 'flows expire after the floods');
+      await sleep(500);
+      const fds = fdCount(pid);
+      const rss = rssMiB(pid);
+      t.log(`fds ${base.fds} → ${fds}, RSS ${base.rss.toFixed(0)} → ${rss.toFixed(0)} MiB`);
+      t.true(fds <= base.fds + 2, `descriptors back to baseline (${base.fds} → ${fds})`);
+      t.true(rss <= base.rss * 1.5 + 64, `RSS back near baseline (${base.rss.toFixed(0)} → ${rss.toFixed(0)} MiB)`);
+      // and the connection still works
+      const again = await conn.round(BYTES);
+      t.true(again <= 2 * unloaded + 200, `after the floods: ${again.toFixed(0)} ms`);
+      conn.sock.destroy();
+    });
+  } finally {
+    sink.close();
+  }
 });
