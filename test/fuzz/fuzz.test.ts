@@ -44,9 +44,10 @@ test.serial('coverage feedback finds four magic bytes that blind mutation does n
 });
 
 test.serial('every target: stored corpus and a short guided run, no crash, no hang', async (t) => {
-  // about 40 s in all: two targets at a time
-  const seconds = Math.max(1, Math.floor(40 / Math.ceil(TARGETS.length / 2)));
-  const r = await run(process.execPath, [path.join(__dirname, 'fuzz.js'), '--seconds', String(seconds), '--jobs', '2',
+  // about 40 s in all, one target at a time (one core: the suite runs other,
+  // timing-sensitive test files next to this one)
+  const seconds = Math.max(1, Math.floor(40 / TARGETS.length));
+  const r = await run(process.execPath, [path.join(__dirname, 'fuzz.js'), '--seconds', String(seconds), '--jobs', '1',
     '--seed', '1', '--quiet', '--hang-ms', '10000'], { timeoutMs: 150_000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
   t.truthy(line, `${r.stdout}\n${r.stderr}`);
@@ -56,7 +57,7 @@ test.serial('every target: stored corpus and a short guided run, no crash, no ha
   for (const x of results) {
     t.deepEqual(x.crashes, [], `${x.target} crashed: ${r.stderr.slice(0, 4000)}`);
     t.is(x.hangs, 0, `${x.target} hung`);
-    t.true(x.execs > 1000, `${x.target}: ${x.execs} executions`);
+    t.true(x.execs > 300, `${x.target}: ${x.execs} executions`);
     t.true(x.coveredBytes > 500, `${x.target}: ${x.coveredBytes} source bytes covered`);
   }
   t.is(r.code, 0, r.stdout);
