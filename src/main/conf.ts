@@ -11,7 +11,7 @@
  */
 import * as ipaddr from 'ipaddr.js';
 import { resolve as resolvePath } from 'node:path';
-import { PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../shared/config';
+import { FLOW_MAX, PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../shared/config';
 import type { Config, ForwardSpec, LogLevel, Mode, Tuning } from '../shared/config';
 import { PasstError } from '../shared/errors';
 import { parseArgs, foreignRule } from './cli';
@@ -639,5 +639,6 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
     udpTimeoutMs: num('PASST_TS_UDP_TIMEOUT_MS', 1, UDP_TIMEOUT_MS) ?? UDP_TIMEOUT_MS,
     pingTimeoutMs: num('PASST_TS_PING_TIMEOUT_MS', 1, PING_TIMEOUT_MS) ?? PING_TIMEOUT_MS,
     udpBatch: num('PASST_TS_UDP_BATCH', 1, UDP_BATCH_MAX) ?? UDP_BATCH,
+    flowMax: num('PASST_TS_FLOW_MAX', 1, FLOW_MAX) ?? FLOW_MAX,
   };
 }

@@ -21,6 +21,9 @@ export const COUNTERS = {
     // the spliced path (pasta): connections open now and made so far, bytes
     // moved from the accepted client to the target and back
     'spliceActive', 'spliceFlows', 'spliceBytesFromClient', 'spliceBytesToClient',
+    // listeners (listeners.ts): disarmed (table full, back-off), connections
+    // accepted and reset for want of descriptors, accept() failures
+    'acceptPaused', 'acceptDropped', 'acceptErrors',
   ],
   udp: [
     // guest frames in, flows made, total drops (the sum of the reasons below)

@@ -52,6 +52,7 @@ class UdpWorker extends WorkerLoop<L4Init> {
       cfg: i.cfg, guest, input: this.input, out: this.out, sys: native, epfd: this.epfd, nsfd: i.nsfd,
       stats: new Stats('udp', i.stats),
       udpTimeoutMs: i.cfg.tuning.udpTimeoutMs, pingTimeoutMs: i.cfg.tuning.pingTimeoutMs, batch: i.cfg.tuning.udpBatch,
+      capacity: i.cfg.tuning.flowMax,
       releaseInput: () => { if (this.input.release()) this.producer.wake(); },
     });
   }
