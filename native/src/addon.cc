@@ -7,6 +7,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   passt::InitSock(env, exports);
   passt::InitNs(env, exports);
   passt::InitCsum(env, exports);
+  passt::InitVu(env, exports);
   return exports;
 }
 

@@ -86,5 +86,6 @@ void InitIo(Napi::Env env, Napi::Object exports);
 void InitSock(Napi::Env env, Napi::Object exports);
 void InitNs(Napi::Env env, Napi::Object exports);
 void InitCsum(Napi::Env env, Napi::Object exports);
+void InitVu(Napi::Env env, Napi::Object exports);
 
 }  // namespace passt
