@@ -12,6 +12,7 @@
 // range itself is munmap'd when the last view is collected.
 #include "common.h"
 
+#include <uv.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -212,6 +213,87 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   return Ret(info.Env(), ftruncate(static_cast<int>(Int(info, 0, -1)), static_cast<off_t>(len)));
 }
 
+// --- watching a descriptor from the main thread's event loop ----------------
+// The main thread owns the vhost-user connection (like passt's client
+// socket) but must not block: libuv watches the descriptor (uv_poll) and
+// calls back on readability; the callback does the non-blocking reads.
+
+struct Watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context ctx;
+};
+
+void WatchClosed(uv_handle_t* h) {
+  delete static_cast<Watch*>(h->data);
+}
+
+void WatchEvent(uv_poll_t* p, int status, int events) {
+  Watch* w = static_cast<Watch*>(p->data);
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(w->env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[2], result;
+  napi_get_reference_value(w->env, w->cb, &cb);
+  napi_get_global(w->env, &recv);
+  napi_create_int32(w->env, status, &argv[0]);
+  napi_create_int32(w->env, events, &argv[1]);
+  // MakeCallback: process.nextTick and promise jobs run after it, as for any I/O callback
+  if (napi_make_callback(w->env, w->ctx, recv, cb, 2, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(w->env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(w->env, &e);
+      napi_fatal_exception(w->env, e);
+    }
+  }
+  napi_close_handle_scope(w->env, scope);
+}
+
+std::vector<Watch*> g_watches;
+
+// fdWatch(fd, cb(status, events)): calls cb whenever fd is readable (or on
+// hang-up/error); returns a watch id >= 0, or -errno. Main thread only.
+Napi::Value FdWatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(Int(info, 0, -1));
+  if (fd < 0 || info.Length() < 2 || !info[1].IsFunction()) return Num(env, -EINVAL);
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) return Num(env, -EINVAL);
+  Watch* w = new Watch();
+  w->env = env;
+  if (uv_poll_init(loop, &w->poll, fd) != 0) {
+    delete w;
+    return Num(env, -EINVAL);
+  }
+  w->poll.data = w;
+  napi_create_reference(env, info[1], 1, &w->cb);
+  napi_value name;
+  napi_create_string_utf8(env, "passt-ts:fdWatch", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, nullptr, name, &w->ctx);
+  uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, WatchEvent);
+  size_t i = 0;
+  while (i < g_watches.size() && g_watches[i]) i++;
+  if (i == g_watches.size()) g_watches.push_back(nullptr);
+  g_watches[i] = w;
+  return Num(env, static_cast<double>(i));
+}
+
+// fdUnwatch(id): stops a watch (before its descriptor is closed).
+Napi::Value FdUnwatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t i = Int(info, 0, -1);
+  if (i < 0 || static_cast<size_t>(i) >= g_watches.size() || !g_watches[i]) return Num(env, -EINVAL);
+  Watch* w = g_watches[i];
+  g_watches[i] = nullptr;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->cb);
+  napi_async_destroy(env, w->ctx);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), WatchClosed);
+  return Num(env, 0);
+}
+
 }  // namespace
 
 void InitVu(Napi::Env env, Napi::Object exports) {
@@ -223,6 +305,8 @@ void InitVu(Napi::Env env, Napi::Object exports) {
   exports["sendFds"] = Napi::Function::New(env, SendFds, "sendFds");
   exports["memfdCreate"] = Napi::Function::New(env, MemfdCreate, "memfdCreate");
   exports["ftruncate"] = Napi::Function::New(env, Ftruncate, "ftruncate");
+  exports["fdWatch"] = Napi::Function::New(env, FdWatch, "fdWatch");
+  exports["fdUnwatch"] = Napi::Function::New(env, FdUnwatch, "fdUnwatch");
 }
 
 }  // namespace passt

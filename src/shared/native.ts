@@ -132,6 +132,13 @@ export interface NativeAddon {
   /** sendmsg() of u8[off, off+len) with fds[0..count) attached. Bytes or -errno. */
   sendFds(fd: number, u8: Uint8Array, off: number, len: number, fds: Int32Array, count: number, flags: number): number;
   memfdCreate(name: string, flags: number): number;
+  /**
+   * Main thread: calls cb whenever fd is readable (or hung up) from Node's
+   * own event loop (uv_poll): a watch id, or -errno. fdUnwatch() before fd
+   * is closed.
+   */
+  fdWatch(fd: number, cb: (status: number, events: number) => void): number;
+  fdUnwatch(id: number): number;
   ftruncate(fd: number, len: number): number;
 }
 

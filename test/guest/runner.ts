@@ -49,6 +49,13 @@ export interface GuestOptions {
   memMiB?: number;
   /** Directory for the socket and logs (default: a new one under /tmp, removed after). */
   workDir?: string;
+  /**
+   * vhost-user instead of `-netdev stream`: passt gets --vhost-user, qemu a
+   * shared memfd as the guest's memory and `-netdev vhost-user` (CLIENTS.md
+   * §4.3), with `vectors=0` (under TCG the guest sees no MSI-X interrupts
+   * from a vhost-user back end otherwise).
+   */
+  vhostUser?: boolean;
 }
 
 export interface GuestResult {
@@ -190,6 +197,19 @@ export class ConsoleLines {
   }
 }
 
+/** qemu's network arguments for a run: `-netdev stream`, or vhost-user over a shared memfd. */
+export function qemuNet(o: Pick<GuestOptions, 'vhostUser' | 'memMiB'>, sock: string): string[] {
+  if (!o.vhostUser) {
+    return ['-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
+      '-device', 'virtio-net-pci,netdev=n0,romfile='];
+  }
+  return [
+    '-object', `memory-backend-memfd,id=mem0,share=on,size=${o.memMiB ?? 384}M`, '-numa', 'node,memdev=mem0',
+    '-chardev', `socket,id=chr0,path=${sock}`, '-netdev', 'vhost-user,id=n0,chardev=chr0',
+    '-device', 'virtio-net-pci,netdev=n0,romfile=,vectors=0',
+  ];
+}
+
 /** Starts passt and the guest; see RunningGuest. */
 export function startGuest(o: GuestOptions): RunningGuest {
   const own = !o.workDir;
@@ -201,7 +221,8 @@ export function startGuest(o: GuestOptions): RunningGuest {
   const initrd = writeGuestInitrd(path.join(dir, 'initrd.img'), o.script, o.files);
 
   let passtLog = '';
-  const passtArgv = [...(o.asUser ?? []), ...o.passt, '-f', '-s', sock, '-D', 'none', '-S', 'none', ...(o.passtArgs ?? [])];
+  const passtArgv = [...(o.asUser ?? []), ...o.passt, '-f', '-s', sock, '-D', 'none', '-S', 'none',
+    ...(o.vhostUser ? ['--vhost-user'] : []), ...(o.passtArgs ?? [])];
   const passt = spawn(passtArgv[0], passtArgv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   passt.stdout?.on('data', (d: Buffer) => { passtLog += d.toString(); });
   passt.stderr?.on('data', (d: Buffer) => { passtLog += d.toString(); });
@@ -232,8 +253,7 @@ export function startGuest(o: GuestOptions): RunningGuest {
       '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
       '-kernel', path.join(GUEST_IMAGE, 'vmlinuz'), '-initrd', initrd,
       '-append', `console=ttyS0 quiet panic=-1 ${o.append ?? ''}`.trim(),
-      '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
-      '-device', 'virtio-net-pci,netdev=n0,romfile=',
+      ...qemuNet(o, sock),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     con.onLine = (line) => {
       if (result.bootS === null && line.includes('@@GUEST-BEGIN')) {

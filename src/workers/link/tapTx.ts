@@ -126,6 +126,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
       this.tapfd = msg.fd;
       this.resume = null;
       this.link.backend.reset();
+      this.link.backend.configure?.(msg);
       this.pendingTap = { fd: msg.fd, seq: msg.seq };
       this.withGate(() => {});
     }
@@ -216,7 +217,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
     }
     // a new client's frames can only exist once its 'tap' message was posted to us (main posts
     // ours first): look for it before dropping anything for want of a client
-    if (this.tapfd < 0 && this.init.backend === 'stream') this.drainControl(monotonicMs());
+    if (this.tapfd < 0 && this.init.backend !== 'tap') this.drainControl(monotonicMs());
     if (this.tapfd < 0) {
       this.stats.add('clientDrops', inp.count - inp.sent);
       inp.sent = inp.count;
