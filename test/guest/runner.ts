@@ -56,6 +56,14 @@ export interface GuestOptions {
    * from a vhost-user back end otherwise).
    */
   vhostUser?: boolean;
+  /**
+   * A passt already running (its socket and PID): the guest boots against
+   * it, and it is left running after the run (restart tests). `passt`,
+   * `passtArgs` and `asUser` are then unused.
+   */
+  external?: { sock: string; pid: number };
+  /** SIGKILL qemu as soon as a console line matches (a guest killed mid-run). */
+  killOn?: RegExp;
 }
 
 export interface GuestResult {
@@ -197,6 +205,20 @@ export class ConsoleLines {
   }
 }
 
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stands in for the ChildProcess of a passt the caller runs (o.external): never exits here, never killed. */
+function externalPasst(pid: number): ChildProcess {
+  return { pid, exitCode: null, signalCode: null, stdout: null, stderr: null, kill: () => false } as unknown as ChildProcess;
+}
+
 /** qemu's network arguments for a run: `-netdev stream`, or vhost-user over a shared memfd. */
 export function qemuNet(o: Pick<GuestOptions, 'vhostUser' | 'memMiB'>, sock: string): string[] {
   if (!o.vhostUser) {
@@ -215,7 +237,8 @@ export function startGuest(o: GuestOptions): RunningGuest {
   const own = !o.workDir;
   const dir = o.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-guest-'));
   fs.chmodSync(dir, 0o777);
-  const sock = path.join(dir, 'passt.socket');
+  const ext = o.external;
+  const sock = ext ? ext.sock : path.join(dir, 'passt.socket');
   const con = new ConsoleLines();
 
   const initrd = writeGuestInitrd(path.join(dir, 'initrd.img'), o.script, o.files);
@@ -223,10 +246,11 @@ export function startGuest(o: GuestOptions): RunningGuest {
   let passtLog = '';
   const passtArgv = [...(o.asUser ?? []), ...o.passt, '-f', '-s', sock, '-D', 'none', '-S', 'none',
     ...(o.vhostUser ? ['--vhost-user'] : []), ...(o.passtArgs ?? [])];
-  const passt = spawn(passtArgv[0], passtArgv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const passt: ChildProcess = ext ? externalPasst(ext.pid)
+    : spawn(passtArgv[0], passtArgv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   passt.stdout?.on('data', (d: Buffer) => { passtLog += d.toString(); });
   passt.stderr?.on('data', (d: Buffer) => { passtLog += d.toString(); });
-  const passtExit = waitExit(passt);
+  const passtExit = ext ? Promise.resolve() : waitExit(passt);
 
   const done = (async (): Promise<GuestResult> => {
     const deadline = Date.now() + (o.timeoutMs ?? 240000);
@@ -256,6 +280,7 @@ export function startGuest(o: GuestOptions): RunningGuest {
       ...qemuNet(o, sock),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     con.onLine = (line) => {
+      if (o.killOn?.test(line)) qemu.kill('SIGKILL');
       if (result.bootS === null && line.includes('@@GUEST-BEGIN')) {
         result.bootS = (Date.now() - t0) / 1000;
         result.passtCpuAtBeginS = passt.pid ? cpuSeconds(passt.pid) : null;
@@ -272,12 +297,14 @@ export function startGuest(o: GuestOptions): RunningGuest {
     clearTimeout(timer);
     con.end();
 
-    result.passtAlive = passt.exitCode === null && passt.signalCode === null;
+    result.passtAlive = ext ? pidAlive(ext.pid) : passt.exitCode === null && passt.signalCode === null;
     result.passtCpuS = passt.pid && result.passtAlive ? cpuSeconds(passt.pid) : null;
-    passt.kill('SIGTERM');
-    const killer = setTimeout(() => passt.kill('SIGKILL'), 5000);
-    await passtExit;
-    clearTimeout(killer);
+    if (!ext) {
+      passt.kill('SIGTERM');
+      const killer = setTimeout(() => passt.kill('SIGKILL'), 5000);
+      await passtExit;
+      clearTimeout(killer);
+    }
 
     Object.assign(result, con.result());
     result.passtLog = passtLog;
