@@ -94,6 +94,8 @@ export class TapReader {
   private tapfd: number;
   /** The descriptor in the epoll set for it (the back end's watchFd()). */
   private watched = -1;
+  /** The receiver's guestDrops already counted (vhost-user). */
+  private guestDropsSeen = 0;
   private readonly vnetLen: number;
   private readonly maxRead: number;
   private readonly tcp: Out[];
@@ -263,6 +265,11 @@ export class TapReader {
     const space = ring.contiguousFree();
     const first = recordHeader(dataOff);
     const n = this.rx.read(this.tapfd, ring, first, space, this.lens, BATCH, this.maxRead);
+    const gd = this.rx.guestDrops;
+    if (gd !== undefined && gd !== this.guestDropsSeen) {
+      this.stats.add('guestDrops', gd - this.guestDropsSeen);
+      this.guestDropsSeen = gd;
+    }
     const status = this.lens[n];
     if (n > 0) this.stats.add('batches');
     let pos = first;

@@ -29,11 +29,12 @@ export class FakeGuest {
   readonly mem: GuestMemory;
   private brk = 0;
 
-  constructor(readonly size = 1 << 20) {
-    this.all = new Uint8Array(GUARD * 2 + size).fill(CANARY);
+  /** @param backing the whole buffer (GUARD * 2 + size bytes), e.g. a mapped memfd; default: fresh memory */
+  constructor(readonly size = 1 << 20, backing?: Uint8Array) {
+    this.all = (backing ?? new Uint8Array(GUARD * 2 + size)).fill(CANARY);
     this.ram = this.all.subarray(GUARD, GUARD + size);
     this.ram.fill(0);
-    this.dv = new DataView(this.all.buffer, GUARD, size);
+    this.dv = new DataView(this.all.buffer, this.all.byteOffset + GUARD, size);
     this.mem = new GuestMemory([{ gpa: GPA_BASE, size, qva: QVA_BASE, mmapOffset: 0, u8: this.ram }]);
   }
 

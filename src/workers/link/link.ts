@@ -87,6 +87,8 @@ export interface LinkBackend {
   readonly waitEvents: number;
   /** The 'tap' control message's link details (vhost-user: queues and memory). */
   configure?(msg: ControlMsg): void;
+  /** Descriptor chains and frames dropped so far for the guest's faults (vhost-user). */
+  readonly guestDrops?: number;
 }
 
 /** How frames from the guest are read: the receive half of a back end (tap-RX). */
@@ -124,6 +126,8 @@ export interface LinkReceiver {
   configure?(msg: ControlMsg): void;
   /** The descriptor tap-RX watches for fd (vhost-user: the transmit queue's kick), fd if absent. */
   watchFd?(fd: number): number;
+  /** Descriptor chains and frames dropped so far for the guest's faults (vhost-user). */
+  readonly guestDrops?: number;
 }
 
 /** The back end of a kind. */

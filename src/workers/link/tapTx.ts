@@ -72,6 +72,8 @@ class TapTx extends WorkerLoop<TapTxInit> {
   private locked = false;
   /** An L4 worker held the gate when we wanted it: it rings us when it lets go. */
   private gateWanted = false;
+  /** The back end's guestDrops already counted (vhost-user). */
+  private guestDropsSeen = 0;
   /** A new guest descriptor to put in the gate, then acknowledge (seq), or null. */
   private pendingTap: { fd: number; seq: number } | null = null;
 
@@ -237,6 +239,11 @@ class TapTx extends WorkerLoop<TapTxInit> {
     while (inp.sent < inp.count) {
       const first = inp.sent;
       const n = link.send(this.tapfd, u8, inp.offs, inp.lens, first, inp.count - first);
+      const gd = link.backend.guestDrops;
+      if (gd !== undefined && gd !== this.guestDropsSeen) {
+        this.stats.add('guestDrops', gd - this.guestDropsSeen);
+        this.guestDropsSeen = gd;
+      }
       // a frame cut short keeps everybody else off the link
       this.gate.partial = link.backend.partialBytes > 0 ? idx : -1;
       if (n > 0) {

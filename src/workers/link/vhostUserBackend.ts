@@ -28,7 +28,8 @@
  *   per batch. tap-RX watches the transmit queue's kick eventfd, drained
  *   before the queue is read, so a kick after that means new chains.
  * - Counters: chains and frames dropped for the guest's faults are kept by
- *   the queue and virtio-net objects (by reason) and logged at debug level.
+ *   the queue and virtio-net objects by reason; their total since start
+ *   (`guestDrops`) goes into tap-TX's and tap-RX's `guestDrops` counters.
  */
 import { native, E } from '../../shared/native';
 import { EPOLLIN } from '../../shared/linux';
@@ -65,9 +66,16 @@ export class VhostUserBackend implements LinkBackend {
   private net: VirtioNetRx | null = null;
   private kickFd = -1;
   private callFd = -1;
+  /** guestDrops of the links before this one. */
+  private pastDrops = 0;
+
+  get guestDrops(): number {
+    return this.pastDrops + (this.net?.guestDrops ?? 0);
+  }
 
   /** The 'tap' message: the new link (or none). */
   configure(msg: ControlMsg): void {
+    this.pastDrops = this.guestDrops;
     this.net = null;
     this.kickFd = this.callFd = -1;
     if (msg.type !== 'tap' || !msg.vu || msg.fd < 0) return;
@@ -133,8 +141,14 @@ export class VhostUserReceiver implements LinkReceiver {
   private callFd = -1;
   /** Chains may be left (a batch stopped on its limit, not on an empty queue). */
   private left = false;
+  private pastDrops = 0;
+
+  get guestDrops(): number {
+    return this.pastDrops + (this.net?.guestDrops ?? 0);
+  }
 
   configure(msg: ControlMsg): void {
+    this.pastDrops = this.guestDrops;
     this.net = null;
     this.kickFd = this.callFd = -1;
     if (msg.type !== 'tap' || !msg.vu || msg.fd < 0) return;

@@ -52,7 +52,9 @@ export type NetDrop = typeof NET_DROP[keyof typeof NET_DROP];
 const hdr = new Uint8Array(VNET_HDR_LEN);
 
 export class VirtioNetRx {
+  /** Drops by reason, and their total. */
   readonly drops = new Map<NetDrop, number>();
+  dropped = 0;
   private readonly els: Element[] = [];
 
   constructor(readonly q: SplitQueue, readonly mergeable: boolean) {
@@ -62,6 +64,12 @@ export class VirtioNetRx {
 
   private drop(why: NetDrop): void {
     this.drops.set(why, (this.drops.get(why) ?? 0) + 1);
+    this.dropped++;
+  }
+
+  /** Chains and frames dropped for the guest's faults, here and in the queue. */
+  get guestDrops(): number {
+    return this.dropped + this.q.dropped;
   }
 
   /**
@@ -125,13 +133,21 @@ export class VirtioNetRx {
 }
 
 export class VirtioNetTx {
+  /** Drops by reason, and their total. */
   readonly drops = new Map<NetDrop, number>();
+  dropped = 0;
   private readonly el = new Element(MAX_SEGS);
 
   constructor(readonly q: SplitQueue) {}
 
   private drop(why: NetDrop): void {
     this.drops.set(why, (this.drops.get(why) ?? 0) + 1);
+    this.dropped++;
+  }
+
+  /** Chains and frames dropped for the guest's faults, here and in the queue. */
+  get guestDrops(): number {
+    return this.dropped + this.q.dropped;
   }
 
   /**

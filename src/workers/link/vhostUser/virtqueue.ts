@@ -97,7 +97,9 @@ export interface VringAddr {
 }
 
 export class SplitQueue {
+  /** Drops by reason, and their total. */
   readonly drops = new Map<VqDrop, number>();
+  dropped = 0;
   private readonly desc: DataView;
   /** flags, idx, ring[num] (used_event unused: no EVENT_IDX). */
   private readonly avail: Uint16Array;
@@ -160,6 +162,7 @@ export class SplitQueue {
 
   private drop(why: VqDrop): void {
     this.drops.set(why, (this.drops.get(why) ?? 0) + 1);
+    this.dropped++;
   }
 
   /** Chains the guest made available and we did not pop yet (0 if broken). */
