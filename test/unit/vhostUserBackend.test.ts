@@ -103,9 +103,12 @@ test('send: no buffers is "would block" on the receive kick, drained; buffers an
   t.is(be.waitEvents, 1 /* EPOLLIN */);
   t.is(native.eventfdRead(s.kick[0]), -E.EAGAIN, 'the kick was drained before the last look');
   t.is(be.partialBytes, 0);
+  const usedFlags = () => s.g.dv.getUint16(s.g.off(s.rx.used), true);
+  t.is(usedFlags(), 0, 'kicks asked for while waiting');
   const b = s.g.postChain(s.rx, [{ len: 4096, write: true }]);
   t.is(be.send(99, f.u8, f.offs, f.lens, 0, 1), 1);
   t.deepEqual(s.g.takeUsed(s.rx), [[b.head, 1012]]);
+  t.is(usedFlags(), 1, 'VRING_USED_F_NO_NOTIFY again while buffers last');
   s.done();
 });
 
@@ -150,9 +153,12 @@ test('receive: frames packed as readFrames packs them, chains given back with on
   const d0 = ring.beginWrite(65536);
   const first = d0 - RING_REC_HDR;
   const space = ring.contiguousFree();
+  const usedFlags = () => s.g.dv.getUint16(s.g.off(s.tx.used), true);
+  t.is(usedFlags(), 0, 'kicks on while idle');
   t.is(rv.read(99, ring, first, space, lens, 2, 65536), 2);
   t.is(lens[2], 0);
   t.true(rv.more(2, 2, space, 0, 65536), 'a chain is left');
+  t.is(usedFlags(), 1, 'no kicks while chains are left');
   t.is(native.eventfdRead(s.kick[1]), -E.EAGAIN, 'kick drained');
   t.is(native.eventfdRead(s.call[1]), 1);
   t.deepEqual(ring.u8.subarray(first + RING_REC_HDR, first + RING_REC_HDR + 60), sent[0]);
@@ -161,6 +167,7 @@ test('receive: frames packed as readFrames packs them, chains given back with on
   t.is(rv.read(99, ring, first, space, lens, 64, 65536), 1);
   t.is(lens[0], 333);
   t.false(rv.more(1, 64, space, 0, 65536));
+  t.is(usedFlags(), 0, 'kicks on again before sleeping');
   t.is(s.g.takeUsed(s.tx).length, 3);
   s.done();
 });

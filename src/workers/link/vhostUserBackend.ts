@@ -27,6 +27,11 @@
  *   has the kernel's), used entries returned and the guest signalled once
  *   per batch. tap-RX watches the transmit queue's kick eventfd, drained
  *   before the queue is read, so a kick after that means new chains.
+ * - Kicks (the guest's doorbells, a VM exit each) are asked for only when
+ *   we would sleep without them (VRING_USED_F_NO_NOTIFY otherwise): on the
+ *   transmit queue while tap-RX is not reading it (more() keeps it reading
+ *   until the queue is empty, then kicks are turned on and the queue looked
+ *   at once more), on the receive queue while tap-TX waits for buffers.
  * - Counters: chains and frames dropped for the guest's faults are kept by
  *   the queue and virtio-net objects by reason; their total since start
  *   (`guestDrops`) goes into tap-TX's and tap-RX's `guestDrops` counters.
@@ -68,6 +73,8 @@ export class VhostUserBackend implements LinkBackend {
   private callFd = -1;
   /** guestDrops of the links before this one. */
   private pastDrops = 0;
+  /** The receive queue asks the guest to kick (only while we wait for buffers). */
+  private kicksOn = false;
 
   get guestDrops(): number {
     return this.pastDrops + (this.net?.guestDrops ?? 0);
@@ -82,6 +89,9 @@ export class VhostUserBackend implements LinkBackend {
     const q = openQueue(msg.vu, RX_QUEUE);
     if (!q) return;
     this.net = new VirtioNetRx(q, msg.vu.mergeable);
+    // kicks only while waiting for buffers (send())
+    q.setKicks(false);
+    this.kicksOn = false;
     this.kickFd = msg.vu.queues[RX_QUEUE].kickFd;
     this.callFd = msg.vu.queues[RX_QUEUE].callFd;
   }
@@ -102,12 +112,21 @@ export class VhostUserBackend implements LinkBackend {
         this.signal();
         return -E.EMSGSIZE;
       }
-      // no buffers: drain the kick, then look once more
+      // no buffers: ask for kicks, drain the old one, then look once more
       if (retried++ >= EAGAIN_RETRY) break;
+      this.kicks(true);
       drain(this.kickFd);
     }
+    // all placed: no kicks while buffers last
+    if (n === count) this.kicks(false);
     this.signal();
     return n;
+  }
+
+  private kicks(on: boolean): void {
+    if (this.kicksOn === on) return;
+    this.kicksOn = on;
+    this.net?.q.setKicks(on);
   }
 
   /** Publishes the used entries; interrupts the guest unless it asked not to be. */
@@ -155,6 +174,7 @@ export class VhostUserReceiver implements LinkReceiver {
     const q = openQueue(msg.vu, TX_QUEUE);
     if (!q) return;
     this.net = new VirtioNetTx(q);
+    q.setKicks(true);
     this.kickFd = msg.vu.queues[TX_QUEUE].kickFd;
     this.callFd = msg.vu.queues[TX_QUEUE].callFd;
   }
@@ -172,6 +192,8 @@ export class VhostUserReceiver implements LinkReceiver {
       return 0;
     }
     drain(this.kickFd);
+    // no kicks while we read: more() keeps tap-RX reading until the queue is empty
+    net.q.setKicks(false);
     const u8 = ring.u8;
     let cursor = recOff;
     const end = recOff + space;
@@ -184,9 +206,14 @@ export class VhostUserReceiver implements LinkReceiver {
       lens[n++] = len;
       cursor = (cursor + RING_REC_HDR + len + 7) & ~7;
     }
-    if (n === max || end - cursor < RING_REC_HDR + maxRead) this.left = net.q.available() > 0;
-    lens[n] = 0;
     const q = net.q;
+    if (n === max || end - cursor < RING_REC_HDR + maxRead) this.left = q.available() > 0;
+    if (!this.left) {
+      // going to sleep on the kick: kicks on, then one more look (setKicks())
+      q.setKicks(true);
+      this.left = q.available() > 0;
+    }
+    lens[n] = 0;
     if (q.flush() && q.wantsInterrupt() && this.callFd >= 0) native.eventfdWrite(this.callFd, 1);
     return n;
   }

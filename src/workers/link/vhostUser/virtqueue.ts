@@ -36,6 +36,7 @@ import { GuestMemory, readAddr } from './memory';
 
 export const VRING_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
 export const VRING_AVAIL_F_NO_INTERRUPT = 1;
+export const VRING_USED_F_NO_NOTIFY = 1;
 /** Largest queue size (virtio: 32768; qemu's virtio-net: 1024). */
 export const VQ_MAX_SIZE = 32768;
 const DESC_SIZE = 16;
@@ -259,6 +260,17 @@ export class SplitQueue {
     this.pos[this.base + QUEUE_POS.USED_IDX] = idx;
     Atomics.store(this.used16, 1, idx);
     return true;
+  }
+
+  /**
+   * Asks the guest to kick (true) or not to (false: VRING_USED_F_NO_NOTIFY)
+   * when it makes chains available. After turning kicks on, look at
+   * available() once more before sleeping: the store is a full barrier, so
+   * a chain the guest posted before it saw the flag is seen then, and one
+   * posted after is kicked (virtio §2.7.10).
+   */
+  setKicks(on: boolean): void {
+    Atomics.store(this.used16, 0, on ? 0 : VRING_USED_F_NO_NOTIFY);
   }
 
   /** After flush(): the guest wants an interrupt (VRING_AVAIL_F_NO_INTERRUPT clear). */
