@@ -6,4 +6,4 @@
  */
 import { guestSuite } from '../guest/suite';
 
-guestSuite({ vhostUser: true });
+guestSuite({ vhostUser: true, portOffset: 50 });

@@ -23,6 +23,8 @@ import { sendAll } from '../helpers/tcpTool';
 /** Which guest link a run of the suite uses. */
 export interface GuestVariant {
   vhostUser?: boolean;
+  /** Added to the host-side ports 13001-13006 (0-49 is the stream run's, 50-99 vhost-user's). */
+  portOffset?: number;
 }
 
 export function guestSuite(v: GuestVariant): void {
@@ -112,7 +114,9 @@ export function guestSuite(v: GuestVariant): void {
   // IPv6 download source on ::1, 13999 closed.
 
   const SIZE = 8 << 20;
-  const PT = { up: 13001, down: 13002, inHostFirst: 13003, inGuestFirst: 13004, udp: 13005, down6: 13006, closed: 13999 };
+  // each variant its own ports (ava runs the variants' files side by side)
+  const b = 13000 + (v.portOffset ?? 0);
+  const PT = { up: b + 1, down: b + 2, inHostFirst: b + 3, inGuestFirst: b + 4, udp: b + 5, down6: b + 6, closed: 13999 };
 
   interface L4Run {
     r: GuestResult;
