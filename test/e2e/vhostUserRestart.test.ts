@@ -5,7 +5,8 @@
  * the second boots against the same passt and moves 8 MiB both ways
  * byte-exact, pings, then powers off cleanly; the third boots again after
  * that clean exit and gets its lease and a ping. passt stays up throughout
- * and logs each connection.
+ * and logs each connection. With --one-off it exits 0 after its one qemu,
+ * socket file removed.
  * Skipped, with the reason, only where qemu with TCG is not installed.
  */
 import anyTest, { TestFn } from 'ava';
@@ -113,6 +114,33 @@ guest('qemu killed mid-transfer, then restarted twice against the same passt --v
     passt.kill('SIGTERM');
     for (const s of servers) s.close();
     await new Promise((r) => passt.once('exit', r).once('error', r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+guest('--one-off --vhost-user: passt exits 0 when its one qemu goes away', async (t) => {
+  t.timeout(200000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-vu-oneoff-'));
+  const sock = path.join(dir, 'passt.socket');
+  let log = '';
+  const passt = spawn(PASST, ['-f', '--one-off', '--vhost-user', '-s', sock, '-D', 'none', '-S', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  passt.stdout.on('data', (d: Buffer) => { log += d.toString(); });
+  passt.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+  const exited = new Promise<number | null>((r) => passt.once('exit', (code) => r(code)));
+  try {
+    for (let i = 0; i < 150 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
+    const r = await runGuest({
+      passt: [], external: { sock, pid: passt.pid! }, vhostUser: true, timeoutMs: 120000,
+      script: `cat /run/lease
+        echo "ping4: $(ping -c 1 -W 2 192.0.2.1 | grep received)"`,
+    });
+    t.is(r.rc, 0, describeRun(r) + log);
+    t.regex(field(r.output, 'ping4'), / 0% packet loss/);
+    const code = await Promise.race([exited, new Promise<string>((res) => setTimeout(() => res('still running'), 10000))]);
+    t.is(code, 0, log);
+    t.false(fs.existsSync(sock), 'socket file removed');
+  } finally {
+    passt.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
