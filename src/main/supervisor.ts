@@ -135,10 +135,8 @@ export class Supervisor {
     // path in its own thread, and tap-TX doing that in parallel measured
     // faster: tcp_out_tap 8.4 vs 5.4 Gbit/s)
     const txGate = TxGate.allocate(o.tapfd);
-    // vhost-user: tap-TX alone writes the receive queue (link/vhostUserBackend.ts)
-    const direct = o.backend === 'vhost-user' ? { udp: false, tcp: false } : directTx;
-    if (direct.udp) udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
-    if (direct.tcp) tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
+    if (directTx.udp) udpTx.out.direct = { gate: txGate, input: 1, backend: o.backend, pcapFd: o.pcapFd };
+    if (directTx.tcp) tcpTx.forEach((p, i) => { p.out.direct = { gate: txGate, input: 2 + i, backend: o.backend, pcapFd: o.pcapFd }; });
 
     const common = (role: Role, waker: WakerHandle, shard = 0) => ({
       role, shard, cfg: o.cfg, logLevel: o.logLevel, logTarget: o.logTarget, waker,

@@ -98,6 +98,9 @@ export class VhostUserSlot extends ClientSlot {
     // tap-TX first, as for a stream client (tapBackend.ts switchTo)
     this.supv.control({ type: 'tap', fd, seq, vu }, 'tapTx');
     this.supv.control({ type: 'tap', fd, seq, vu }, 'tapRx');
+    // the L4 workers' direct writes: they write only once tap-TX applied this seq (txGate.ts GEN)
+    this.supv.control({ type: 'guestLink', fd, seq, vu }, 'tcp');
+    this.supv.control({ type: 'guestLink', fd, seq, vu }, 'udp');
     return seq;
   }
 

@@ -184,6 +184,11 @@ export type ControlMsg =
    * previous descriptor, so main can close it safely.
    */
   | { type: 'tap'; fd: number; seq: number; vu?: VuLink }
+  /**
+   * vhost-user: the link of 'tap' message seq, for the L4 workers' direct
+   * writes (link/directWriter.ts: they write only while the gate's GEN is seq).
+   */
+  | { type: 'guestLink'; fd: number; seq: number; vu?: VuLink }
   /** Listening sockets handed over (forwarded ports). */
   | { type: 'listen'; add: ListenerInfo[] }
   /** Listeners to stop using and close (auto-forwarding or the control socket removed them). */

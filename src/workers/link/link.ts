@@ -37,9 +37,13 @@
  *   eventfd once per batch unless the guest suppressed it; no buffers left
  *   is "would block", and `waitFd()` is then the receive queue's kick
  *   eventfd (EPOLLIN); a frame is never cut (`partialBytes` stays 0);
- * - only tap-TX writes the receive queue (the supervisor turns direct
- *   writes off for this back end: its queue views and positions are
- *   tap-TX's);
+ * - direct writers (directWriter.ts) get the link in a 'guestLink'
+ *   message of their own and write only while the gate's GEN is that
+ *   link's seq (tap-TX sets it under the gate when it applies a 'tap'
+ *   message), so nobody writes through views or eventfds of a link main
+ *   took back; the kicks are tap-TX's alone (it is the one that sleeps on
+ *   them); the queue positions live in shared memory, taken in turns under
+ *   the gate;
  * - its `LinkReceiver` pops the guest's transmit queue into tap-RX's ring
  *   in readFrames' packing, and tap-RX watches that queue's kick eventfd
  *   (`watchFd()`); both halves get the queues and the memory table with
@@ -85,8 +89,13 @@ export interface LinkBackend {
   /** Descriptor and epoll events to wait for after send() would block. */
   waitFd(fd: number): number;
   readonly waitEvents: number;
-  /** The 'tap' control message's link details (vhost-user: queues and memory). */
-  configure?(msg: ControlMsg): void;
+  /**
+   * The 'tap' (tap-TX) or 'guestLink' (direct writers: primary false)
+   * control message's link details (vhost-user: queues and memory).
+   */
+  configure?(msg: ControlMsg, primary?: boolean): void;
+  /** Seq of the link configured (vhost-user): direct writes only while the gate's GEN is this. */
+  readonly linkSeq?: number;
   /** Descriptor chains and frames dropped so far for the guest's faults (vhost-user). */
   readonly guestDrops?: number;
 }

@@ -118,6 +118,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
     if (!p) return;
     this.pendingTap = null;
     this.gate.fd = p.fd;
+    this.gate.gen = p.seq;
     this.gate.partial = -1;
     this.post({ type: 'tapAck', seq: p.seq, stage: 'tapTx' });
   }

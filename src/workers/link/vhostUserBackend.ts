@@ -13,8 +13,10 @@
  *   changes (a message from qemu, qemu gone) main takes the link back the
  *   same way (fd -1) and waits for both acknowledgements, so nobody uses a
  *   queue, an eventfd or a mapping that is changing.
- * - Send (tap-TX, the writer of record; direct writes stay off for this
- *   back end): each frame into the receive queue (VirtioNetRx), then one
+ * - Send (tap-TX, the writer of record, or an L4 worker's direct write
+ *   under the gate, its back end configured by a 'guestLink' message and
+ *   writing only while tap-TX has that link applied: txGate.ts GEN): each
+ *   frame into the receive queue (VirtioNetRx), then one
  *   used-index update and, unless the guest asked for none, one interrupt
  *   (the call eventfd) per batch. No buffers: the kick eventfd is drained,
  *   the queue looked at once more (buffers posted before the drain kicked
@@ -75,22 +77,37 @@ export class VhostUserBackend implements LinkBackend {
   private pastDrops = 0;
   /** The receive queue asks the guest to kick (only while we wait for buffers). */
   private kicksOn = false;
+  /** tap-TX's (kicks are its to turn on and off), not a direct writer's. */
+  private primary = true;
+  private seq = -1;
 
   get guestDrops(): number {
     return this.pastDrops + (this.net?.guestDrops ?? 0);
   }
 
-  /** The 'tap' message: the new link (or none). */
-  configure(msg: ControlMsg): void {
+  /** Seq of the link configured: a direct writer writes only while tap-TX has it applied. */
+  get linkSeq(): number {
+    return this.seq;
+  }
+
+  /**
+   * The 'tap' message (tap-TX) or 'guestLink' (a direct writer, not
+   * primary: it leaves the kicks to tap-TX, which alone sleeps on them):
+   * the new link, or none.
+   */
+  configure(msg: ControlMsg, primary = true): void {
     this.pastDrops = this.guestDrops;
     this.net = null;
     this.kickFd = this.callFd = -1;
-    if (msg.type !== 'tap' || !msg.vu || msg.fd < 0) return;
+    this.primary = primary;
+    if (msg.type !== 'tap' && msg.type !== 'guestLink') return;
+    this.seq = msg.seq;
+    if (!msg.vu || msg.fd < 0) return;
     const q = openQueue(msg.vu, RX_QUEUE);
     if (!q) return;
     this.net = new VirtioNetRx(q, msg.vu.mergeable);
     // kicks only while waiting for buffers (send())
-    q.setKicks(false);
+    if (primary) q.setKicks(false);
     this.kicksOn = false;
     this.kickFd = msg.vu.queues[RX_QUEUE].kickFd;
     this.callFd = msg.vu.queues[RX_QUEUE].callFd;
@@ -112,13 +129,14 @@ export class VhostUserBackend implements LinkBackend {
         this.signal();
         return -E.EMSGSIZE;
       }
-      // no buffers: ask for kicks, drain the old one, then look once more
-      if (retried++ >= EAGAIN_RETRY) break;
+      // no buffers: ask for kicks, drain the old one, then look once more (tap-TX only:
+      // a direct writer gives its frames to tap-TX then)
+      if (!this.primary || retried++ >= EAGAIN_RETRY) break;
       this.kicks(true);
       drain(this.kickFd);
     }
     // all placed: no kicks while buffers last
-    if (n === count) this.kicks(false);
+    if (n === count && this.primary) this.kicks(false);
     this.signal();
     return n;
   }

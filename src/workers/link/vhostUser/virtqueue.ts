@@ -135,8 +135,9 @@ export class SplitQueue {
     const dOff = rd.byteOffset + d.off, aOff = ra.byteOffset + a.off, uOff = ru.byteOffset + u.off;
     if (dOff % 16 !== 0 || aOff % 2 !== 0 || uOff % 4 !== 0) return 'misaligned vring';
     const used16 = new Uint16Array(ru.buffer, uOff, 2);
-    // a fresh base (SET_VRING_BASE): our used index goes on from the guest's used ring
-    if (pos[base + QUEUE_POS.USED_IDX] < 0) pos[base + QUEUE_POS.USED_IDX] = Atomics.load(used16, 1);
+    // a fresh base (SET_VRING_BASE): our used index goes on from the guest's used ring; only
+    // the first of the threads opening the queue sets it (another may be writing already)
+    if (pos[base + QUEUE_POS.USED_IDX] < 0) Atomics.compareExchange(pos, base + QUEUE_POS.USED_IDX, -1, Atomics.load(used16, 1));
     return new SplitQueue(mem, num,
       new DataView(rd.buffer, dOff, DESC_SIZE * num),
       new Uint16Array(ra.buffer, aOff, 3 + num),
