@@ -369,7 +369,6 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
 
   if (o.help || o.version || o.printCapabilities) return o;
 
-  if (o.vhostUser) fail('--vhost-user is not supported by this implementation');
   if (o.noTcp && (o.tcpIn?.mode === 'spec' || o.tcpOut?.mode === 'spec')) fail('TCP port forwarding requested but TCP is disabled');
   if (o.noUdp && (o.udpIn?.mode === 'spec' || o.udpOut?.mode === 'spec')) fail('UDP port forwarding requested but UDP is disabled');
   if ((o.noCopyRoutes || o.noCopyAddrs) && !o.configNet) o.warnings.push('--no-copy-routes/--no-copy-addrs need --config-net');

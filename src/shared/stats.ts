@@ -11,8 +11,11 @@ export const COUNTERS = {
     'frames', 'bytes', 'batches', 'tooShort', 'tooLong', 'badEthertype', 'arp', 'ipv4', 'ipv6', 'badIpv4', 'badIpv6',
     'fragments', 'loopbackAddr', 'tcp', 'udp', 'icmp', 'dhcp', 'dhcpv6', 'ndp', 'otherL4', 'serviceReplies',
     'serviceDrops', 'ringFull', 'copies', 'readErrors',
+    // vhost-user: chains and frames of the transmit queue dropped for the guest's faults
+    'guestDrops',
   ],
-  tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops'],
+  // guestDrops: vhost-user receive-queue chains and frames dropped for the guest's faults
+  tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops', 'guestDrops'],
   tcp: [
     'frames', 'flows', 'dropped', 'batches', 'active', 'accepted', 'refused', 'bytesFromTap', 'bytesToTap',
     'segsToTap', 'flagsToTap', 'resetsSent', 'resetsFromTap', 'dropNoFlow', 'dropMalformed', 'dropBadSyn',

@@ -154,6 +154,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected onControl(msg: ControlMsg, now: number): void {
     if (msg.type === 'tap') this.reader?.onControl(msg);
+    else if (msg.type === 'guestLink') this.ctx.out.configureLink(msg);
     else if (msg.type === 'flows') this.post({ type: 'flows', req: msg.req, ...listFlows(this.ctx, this.splice, msg.max, now) });
     else this.listeners.handle(msg);
   }

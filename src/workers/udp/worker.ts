@@ -83,7 +83,9 @@ class UdpWorker extends WorkerLoop<L4Init> {
   }
 
   protected onControl(msg: ControlMsg, now: number): void {
-    if (msg.type === 'flows') {
+    if (msg.type === 'guestLink') {
+      this.out.configureLink(msg);
+    } else if (msg.type === 'flows') {
       this.post({ type: 'flows', req: msg.req, ...this.core.listFlows(msg.max, now) });
     } else if (msg.type === 'listen') {
       for (const l of msg.add) if (l.proto === 'udp') this.core.listen(l);
