@@ -8,7 +8,8 @@
         "src/sock.cc",
         "src/ns.cc",
         "src/csum.cc",
-        "src/isolate.cc"
+        "src/isolate.cc",
+        "src/vu.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

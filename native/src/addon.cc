@@ -8,6 +8,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   passt::InitNs(env, exports);
   passt::InitCsum(env, exports);
   passt::InitIsolate(env, exports);
+  passt::InitVu(env, exports);
   return exports;
 }
 

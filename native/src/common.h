@@ -87,5 +87,6 @@ void InitSock(Napi::Env env, Napi::Object exports);
 void InitNs(Napi::Env env, Napi::Object exports);
 void InitCsum(Napi::Env env, Napi::Object exports);
 void InitIsolate(Napi::Env env, Napi::Object exports);
+void InitVu(Napi::Env env, Napi::Object exports);
 
 }  // namespace passt

@@ -89,7 +89,7 @@ export const OPTIONS: OptDef[] = [
   { long: 'print-capabilities', modes: 'P', foreign: 'accept', help: 'Print back-end capabilities in JSON format' },
   { long: 'socket', short: 's', arg: 'PATH', modes: 'P', foreign: 'ignore', aliases: ['socket-path'], help: 'UNIX domain socket path' },
   { long: 'one-off', short: '1', modes: 'P', help: 'Quit after handling one single client' },
-  { long: 'vhost-user', modes: 'P', help: 'Enable vhost-user mode (not supported)' },
+  { long: 'vhost-user', modes: 'P', help: 'Enable vhost-user mode' },
   { long: 'ns-ifname', short: 'I', arg: 'NAME', modes: 'A', foreign: 'ignore', help: 'Namespace interface name' },
   { long: 'tcp-ns', short: 'T', arg: 'SPEC', modes: 'A', foreign: 'ignore', help: 'TCP port forwarding to init namespace' },
   { long: 'udp-ns', short: 'U', arg: 'SPEC', modes: 'A', foreign: 'ignore', help: 'UDP port forwarding to init namespace' },

@@ -11,7 +11,7 @@
  */
 import * as ipaddr from 'ipaddr.js';
 import { resolve as resolvePath } from 'node:path';
-import { PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../shared/config';
+import { FLOW_MAX, PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../shared/config';
 import type { Config, ForwardSpec, LogLevel, MemoryTuning, Mode, Tuning } from '../shared/config';
 import { PasstError } from '../shared/errors';
 import { parseArgs, foreignRule } from './cli';
@@ -369,7 +369,6 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
 
   if (o.help || o.version || o.printCapabilities) return o;
 
-  if (o.vhostUser) fail('--vhost-user is not supported by this implementation');
   if (o.noTcp && (o.tcpIn?.mode === 'spec' || o.tcpOut?.mode === 'spec')) fail('TCP port forwarding requested but TCP is disabled');
   if (o.noUdp && (o.udpIn?.mode === 'spec' || o.udpOut?.mode === 'spec')) fail('UDP port forwarding requested but UDP is disabled');
   if ((o.noCopyRoutes || o.noCopyAddrs) && !o.configNet) o.warnings.push('--no-copy-routes/--no-copy-addrs need --config-net');
@@ -639,6 +638,7 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
     udpTimeoutMs: num('PASST_TS_UDP_TIMEOUT_MS', 1, UDP_TIMEOUT_MS) ?? UDP_TIMEOUT_MS,
     pingTimeoutMs: num('PASST_TS_PING_TIMEOUT_MS', 1, PING_TIMEOUT_MS) ?? PING_TIMEOUT_MS,
     udpBatch: num('PASST_TS_UDP_BATCH', 1, UDP_BATCH_MAX) ?? UDP_BATCH,
+    flowMax: num('PASST_TS_FLOW_MAX', 1, FLOW_MAX) ?? FLOW_MAX,
     memory: {
       v8PoolSize: num('PASST_TS_V8_POOL_SIZE', 0, 64) ?? V8_POOL_SIZE,
       semiSpaceMb: num('PASST_TS_SEMI_SPACE_MB', 0, 64) ?? SEMI_SPACE_MB,

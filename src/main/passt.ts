@@ -39,6 +39,7 @@ import { hostTemplates, handOver } from './pasta';
 import { Removable } from './removable';
 import { chooseRunAs, isolate, hasCap, CAP, RunAs, RUNAS_ENV } from './isolation';
 import { ClientSlot, openListener, removeSocketFile, adoptClientFd, qemuHints, Listener } from './tapBackend';
+import { VhostUserSlot, vhostUserHints } from './vhostUser';
 
 /** Environment variable telling the daemon where the `--fd` socket went. */
 const CLIENT_FD_ENV = 'PASST_TS_CLIENT_FD';
@@ -132,8 +133,9 @@ async function serve(o: Options, listener: Listener | null, clientFd: number, re
   if (cfg.localMode) log.info('No routable interface: switch to local mode');
 
   const rt = new Runtime(cfg);
-  await rt.start({ nsfd: -1, tapfd: -1, tapName: 'stream', backend: 'stream', guestMac: null, guestLinkLocal: null });
-  const slot = new ClientSlot(rt.sup);
+  const backend = o.vhostUser ? 'vhost-user' : 'stream';
+  await rt.start({ nsfd: -1, tapfd: -1, tapName: backend, backend, guestMac: null, guestLinkLocal: null });
+  const slot = o.vhostUser ? new VhostUserSlot(rt.sup) : new ClientSlot(rt.sup);
   const oneOff = cfg.oneOff || clientFd >= 0;
   slot.onGone = (reason) => {
     log.info(`Client connection closed: ${reason}`);
@@ -148,7 +150,7 @@ async function serve(o: Options, listener: Listener | null, clientFd: number, re
 
   if (listener) {
     await slot.listen(listener.fd);
-    for (const l of qemuHints(listener.path)) log.info(l);
+    for (const l of (o.vhostUser ? vhostUserHints : qemuHints)(listener.path)) log.info(l);
   } else {
     slot.attach(clientFd, 0);
   }

@@ -103,6 +103,8 @@ export const PING_TIMEOUT_MS = 60_000;
 /** Datagrams per recvmmsg()/sendmmsg() in the UDP worker: default and most. */
 export const UDP_BATCH = 32;
 export const UDP_BATCH_MAX = 64;
+/** Flow table entries per worker (SPEC §7: 2^17 - 1). */
+export const FLOW_MAX = 131071;
 
 /**
  * Where the pipeline's stages run, and the switches tests and benchmarks
@@ -133,6 +135,8 @@ export interface Tuning {
   pingTimeoutMs: number;
   /** Datagrams per recvmmsg()/sendmmsg() in the UDP worker. */
   udpBatch: number;
+  /** Test hook: flow table capacity of each TCP worker and of the UDP worker (SPEC §7: 131 071). */
+  flowMax: number;
   /** Memory per instance (perf/README.md "Memory per instance"). */
   memory: MemoryTuning;
 }

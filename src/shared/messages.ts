@@ -21,7 +21,20 @@ export type LogTarget =
   | { kind: 'pipe'; fd: number };
 
 /** How frames reach the guest: one back end per kind (workers/link/link.ts). */
-export type Backend = 'tap' | 'stream';
+export type Backend = 'tap' | 'stream' | 'vhost-user';
+
+/**
+ * What the workers need of a vhost-user connection (link/vhostUser/):
+ * the memory table (mappings made by main, each worker takes its own
+ * views), the guest's receive (0) and transmit (1) queues, and the
+ * queues' positions, shared with main for GET_VRING_BASE.
+ */
+export interface VuLink {
+  regions: { gpa: number; size: number; qva: number; mmapOffset: number; handle: number }[];
+  queues: { num: number; addr: { desc: number; avail: number; used: number }; kickFd: number; callFd: number }[];
+  pos: SharedArrayBuffer;
+  mergeable: boolean;
+}
 
 /** State pasta learnt from the namespace before the workers start. */
 export interface GuestInit {
@@ -170,7 +183,12 @@ export type ControlMsg =
    * tap-TX answer with 'tapAck' carrying seq once they stopped using the
    * previous descriptor, so main can close it safely.
    */
-  | { type: 'tap'; fd: number; seq: number }
+  | { type: 'tap'; fd: number; seq: number; vu?: VuLink }
+  /**
+   * vhost-user: the link of 'tap' message seq, for the L4 workers' direct
+   * writes (link/directWriter.ts: they write only while the gate's GEN is seq).
+   */
+  | { type: 'guestLink'; fd: number; seq: number; vu?: VuLink }
   /** Listening sockets handed over (forwarded ports). */
   | { type: 'listen'; add: ListenerInfo[] }
   /** Listeners to stop using and close (auto-forwarding or the control socket removed them). */

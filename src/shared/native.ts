@@ -119,6 +119,40 @@ export interface NativeAddon {
 
   /** 16-bit one's-complement sum (not complemented) of u8[off, off+len). */
   csum(u8: Uint8Array, off: number, len: number): number;
+
+  // vhost-user (link/vhostUser): guest memory and descriptor passing
+  /** mmap(MAP_SHARED) of fd's first len bytes into a process-wide table: a handle >= 0, or -errno. */
+  mapShared(fd: number, len: number): number;
+  /**
+   * This thread's own ArrayBuffer over bytes [off, off+len) of mapping
+   * `handle` (all of it by default; at most 2^32 bytes), undefined if bad
+   * or unmapped. Every thread that touches guest memory asks for its own.
+   */
+  mapView(handle: number, off?: number, len?: number): ArrayBuffer | undefined;
+  /**
+   * Lets go of the guest memory at once: views still alive then read zeros,
+   * never fault; the address range is freed when the last view is collected.
+   */
+  mapUnmap(handle: number): number;
+  /** Mappings not yet unmapped (tests). */
+  mapCount(): number;
+  /**
+   * recvmsg() into u8[off, off+len); fds[0] = descriptors received (SCM_RIGHTS,
+   * close-on-exec), fds[1..] the descriptors. Bytes or -errno (-EMSGSIZE: the
+   * descriptors were cut, and closed).
+   */
+  recvFds(fd: number, u8: Uint8Array, off: number, len: number, fds: Int32Array, flags: number): number;
+  /** sendmsg() of u8[off, off+len) with fds[0..count) attached. Bytes or -errno. */
+  sendFds(fd: number, u8: Uint8Array, off: number, len: number, fds: Int32Array, count: number, flags: number): number;
+  memfdCreate(name: string, flags: number): number;
+  /**
+   * Main thread: calls cb whenever fd is readable (or hung up) from Node's
+   * own event loop (uv_poll): a watch id, or -errno. fdUnwatch() before fd
+   * is closed.
+   */
+  fdWatch(fd: number, cb: (status: number, events: number) => void): number;
+  fdUnwatch(id: number): number;
+  ftruncate(fd: number, len: number): number;
 }
 
 function load(): NativeAddon {

@@ -11,8 +11,11 @@ export const COUNTERS = {
     'frames', 'bytes', 'batches', 'tooShort', 'tooLong', 'badEthertype', 'arp', 'ipv4', 'ipv6', 'badIpv4', 'badIpv6',
     'fragments', 'loopbackAddr', 'tcp', 'udp', 'icmp', 'dhcp', 'dhcpv6', 'ndp', 'otherL4', 'serviceReplies',
     'serviceDrops', 'ringFull', 'copies', 'readErrors',
+    // vhost-user: chains and frames of the transmit queue dropped for the guest's faults
+    'guestDrops',
   ],
-  tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops'],
+  // guestDrops: vhost-user receive-queue chains and frames dropped for the guest's faults
+  tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops', 'guestDrops'],
   tcp: [
     'frames', 'flows', 'dropped', 'batches', 'active', 'accepted', 'refused', 'bytesFromTap', 'bytesToTap',
     'segsToTap', 'flagsToTap', 'resetsSent', 'resetsFromTap', 'dropNoFlow', 'dropMalformed', 'dropBadSyn',
@@ -21,6 +24,9 @@ export const COUNTERS = {
     // the spliced path (pasta): connections open now and made so far, bytes
     // moved from the accepted client to the target and back
     'spliceActive', 'spliceFlows', 'spliceBytesFromClient', 'spliceBytesToClient',
+    // listeners (listeners.ts): disarmed (table full, back-off), connections
+    // accepted and reset for want of descriptors, accept() failures
+    'acceptPaused', 'acceptDropped', 'acceptErrors',
   ],
   udp: [
     // guest frames in, flows made, total drops (the sum of the reasons below)

@@ -92,6 +92,10 @@ export interface TapReaderHost {
 
 export class TapReader {
   private tapfd: number;
+  /** The descriptor in the epoll set for it (the back end's watchFd()). */
+  private watched = -1;
+  /** The receiver's guestDrops already counted (vhost-user). */
+  private guestDropsSeen = 0;
   private readonly vnetLen: number;
   private readonly maxRead: number;
   private readonly tcp: Out[];
@@ -165,16 +169,19 @@ export class TapReader {
   }
 
   private watchTap(): void {
-    this.host.add(this.tapfd, EPOLLIN | EPOLLRDHUP, packRef(EpollType.TAP));
+    // the tap or client socket itself; vhost-user: the transmit queue's kick eventfd
+    this.watched = this.rx.watchFd ? this.rx.watchFd(this.tapfd) : this.tapfd;
+    this.host.add(this.watched, EPOLLIN | EPOLLRDHUP, packRef(EpollType.TAP));
     this.readable = true;
   }
 
   /** The 'tap' control message (passt: a new client, or none). */
   onControl(msg: ControlMsg): void {
     if (msg.type === 'tap') {
-      if (this.tapfd >= 0) this.host.del(this.tapfd);
+      if (this.tapfd >= 0) this.host.del(this.watched);
       this.tapfd = msg.fd;
       this.rx.reset();
+      this.rx.configure?.(msg);
       if (this.tapfd >= 0) this.watchTap();
       else this.readable = false;
       this.host.post({ type: 'tapAck', seq: msg.seq, stage: 'tapRx' });
@@ -201,7 +208,7 @@ export class TapReader {
     }
     // passt: the client is gone; main decides what comes next
     const fd = this.tapfd;
-    this.host.del(fd);
+    this.host.del(this.watched);
     this.tapfd = -1;
     this.readable = false;
     this.rx.reset();
@@ -258,6 +265,11 @@ export class TapReader {
     const space = ring.contiguousFree();
     const first = recordHeader(dataOff);
     const n = this.rx.read(this.tapfd, ring, first, space, this.lens, BATCH, this.maxRead);
+    const gd = this.rx.guestDrops;
+    if (gd !== undefined && gd !== this.guestDropsSeen) {
+      this.stats.add('guestDrops', gd - this.guestDropsSeen);
+      this.guestDropsSeen = gd;
+    }
     const status = this.lens[n];
     if (n > 0) this.stats.add('batches');
     let pos = first;

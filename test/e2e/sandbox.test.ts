@@ -218,7 +218,8 @@ e2e('pasta as a normal user: its own UID, SYS_ADMIN and NET_BIND_SERVICE in its 
     checkThreads(t, pid as number, { uid, gid, caps: PASTA_CAPS, bnd: NONE }, 'pasta (normal user)');
     t.not(fs.readlinkSync(`/proc/${pid}/ns/user`), fs.readlinkSync('/proc/self/ns/user'), 'the capabilities are those of its own user namespace');
   } finally {
-    const cmd = processesWith(marker).find((q) => fs.readFileSync(`/proc/${q}/cmdline`, 'utf8').startsWith('sleep'));
+    // the command may still be starting when the PID file is there
+    const cmd = await waitFor(() => processesWith(marker).find((q) => fs.readFileSync(`/proc/${q}/cmdline`, 'utf8').startsWith('sleep')), 10000);
     if (cmd) process.kill(cmd, 'SIGKILL');
     t.is((await p).code, 128 + 9);
   }

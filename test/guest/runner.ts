@@ -49,6 +49,21 @@ export interface GuestOptions {
   memMiB?: number;
   /** Directory for the socket and logs (default: a new one under /tmp, removed after). */
   workDir?: string;
+  /**
+   * vhost-user instead of `-netdev stream`: passt gets --vhost-user, qemu a
+   * shared memfd as the guest's memory and `-netdev vhost-user` (CLIENTS.md
+   * §4.3), with `vectors=0` (under TCG the guest sees no MSI-X interrupts
+   * from a vhost-user back end otherwise).
+   */
+  vhostUser?: boolean;
+  /**
+   * A passt already running (its socket and PID): the guest boots against
+   * it, and it is left running after the run (restart tests). `passt`,
+   * `passtArgs` and `asUser` are then unused.
+   */
+  external?: { sock: string; pid: number };
+  /** SIGKILL qemu as soon as a console line matches (a guest killed mid-run). */
+  killOn?: RegExp;
 }
 
 export interface GuestResult {
@@ -190,22 +205,52 @@ export class ConsoleLines {
   }
 }
 
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stands in for the ChildProcess of a passt the caller runs (o.external): never exits here, never killed. */
+function externalPasst(pid: number): ChildProcess {
+  return { pid, exitCode: null, signalCode: null, stdout: null, stderr: null, kill: () => false } as unknown as ChildProcess;
+}
+
+/** qemu's network arguments for a run: `-netdev stream`, or vhost-user over a shared memfd. */
+export function qemuNet(o: Pick<GuestOptions, 'vhostUser' | 'memMiB'>, sock: string): string[] {
+  if (!o.vhostUser) {
+    return ['-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
+      '-device', 'virtio-net-pci,netdev=n0,romfile='];
+  }
+  return [
+    '-object', `memory-backend-memfd,id=mem0,share=on,size=${o.memMiB ?? 384}M`, '-numa', 'node,memdev=mem0',
+    '-chardev', `socket,id=chr0,path=${sock}`, '-netdev', 'vhost-user,id=n0,chardev=chr0',
+    '-device', 'virtio-net-pci,netdev=n0,romfile=,vectors=0',
+  ];
+}
+
 /** Starts passt and the guest; see RunningGuest. */
 export function startGuest(o: GuestOptions): RunningGuest {
   const own = !o.workDir;
   const dir = o.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'passt-ts-guest-'));
   fs.chmodSync(dir, 0o777);
-  const sock = path.join(dir, 'passt.socket');
+  const ext = o.external;
+  const sock = ext ? ext.sock : path.join(dir, 'passt.socket');
   const con = new ConsoleLines();
 
   const initrd = writeGuestInitrd(path.join(dir, 'initrd.img'), o.script, o.files);
 
   let passtLog = '';
-  const passtArgv = [...(o.asUser ?? []), ...o.passt, '-f', '-s', sock, '-D', 'none', '-S', 'none', ...(o.passtArgs ?? [])];
-  const passt = spawn(passtArgv[0], passtArgv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const passtArgv = [...(o.asUser ?? []), ...o.passt, '-f', '-s', sock, '-D', 'none', '-S', 'none',
+    ...(o.vhostUser ? ['--vhost-user'] : []), ...(o.passtArgs ?? [])];
+  const passt: ChildProcess = ext ? externalPasst(ext.pid)
+    : spawn(passtArgv[0], passtArgv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   passt.stdout?.on('data', (d: Buffer) => { passtLog += d.toString(); });
   passt.stderr?.on('data', (d: Buffer) => { passtLog += d.toString(); });
-  const passtExit = waitExit(passt);
+  const passtExit = ext ? Promise.resolve() : waitExit(passt);
 
   const done = (async (): Promise<GuestResult> => {
     const deadline = Date.now() + (o.timeoutMs ?? 240000);
@@ -232,10 +277,10 @@ export function startGuest(o: GuestOptions): RunningGuest {
       '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
       '-kernel', path.join(GUEST_IMAGE, 'vmlinuz'), '-initrd', initrd,
       '-append', `console=ttyS0 quiet panic=-1 ${o.append ?? ''}`.trim(),
-      '-netdev', `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
-      '-device', 'virtio-net-pci,netdev=n0,romfile=',
+      ...qemuNet(o, sock),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     con.onLine = (line) => {
+      if (o.killOn?.test(line)) qemu.kill('SIGKILL');
       if (result.bootS === null && line.includes('@@GUEST-BEGIN')) {
         result.bootS = (Date.now() - t0) / 1000;
         result.passtCpuAtBeginS = passt.pid ? cpuSeconds(passt.pid) : null;
@@ -252,12 +297,14 @@ export function startGuest(o: GuestOptions): RunningGuest {
     clearTimeout(timer);
     con.end();
 
-    result.passtAlive = passt.exitCode === null && passt.signalCode === null;
+    result.passtAlive = ext ? pidAlive(ext.pid) : passt.exitCode === null && passt.signalCode === null;
     result.passtCpuS = passt.pid && result.passtAlive ? cpuSeconds(passt.pid) : null;
-    passt.kill('SIGTERM');
-    const killer = setTimeout(() => passt.kill('SIGKILL'), 5000);
-    await passtExit;
-    clearTimeout(killer);
+    if (!ext) {
+      passt.kill('SIGTERM');
+      const killer = setTimeout(() => passt.kill('SIGKILL'), 5000);
+      await passtExit;
+      clearTimeout(killer);
+    }
 
     Object.assign(result, con.result());
     result.passtLog = passtLog;

@@ -68,10 +68,11 @@ export interface PastaNs {
   stop(): Promise<number | null>;
 }
 
-/** Starts `pasta --config-net ARGS -- sleep …` and waits for its readiness. */
-export async function startPasta(args: string[]): Promise<PastaNs> {
+/** Starts `pasta --config-net ARGS -- sleep …` (with `env` added to ours) and waits for its readiness. */
+export async function startPasta(args: string[], env: NodeJS.ProcessEnv = {}): Promise<PastaNs> {
   const marker = `300.${process.pid}${++serial}`;
-  const child = spawn(PASTA, ['--config-net', ...args, '--', 'sleep', marker], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(PASTA, ['--config-net', ...args, '--', 'sleep', marker],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

@@ -42,17 +42,7 @@ export function framed(data: Uint8Array, pre: number, post: number, canary: numb
   return b;
 }
 
-/** All getter values and own scalar fields of a view (u8/dv excluded). */
-export function snapshot(v: object): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(v)) if (k !== 'u8' && k !== 'dv' && typeof val !== 'object') out[k] = val;
-  for (let p = Object.getPrototypeOf(v); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
-    for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(p))) {
-      if (d.get && !(k in out)) out[k] = (v as Record<string, unknown>)[k];
-    }
-  }
-  return out;
-}
+export { snapshot } from './snapshot';
 
 /** Calls every setX method of a view with plausible arguments (addresses get a 16-byte array). */
 export function callSetters(v: object, value: number): void {

@@ -21,7 +21,7 @@
  */
 import { FrameRing } from '../../shared/ring/frameRing';
 import { Waker } from '../../shared/ring/waker';
-import type { RingOut } from '../../shared/messages';
+import type { ControlMsg, RingOut } from '../../shared/messages';
 import type { GuestState } from '../../shared/guestState';
 import { FRAME_KIND } from '../../shared/frameKinds';
 import { inanyIs4 } from '../../shared/flow/inany';
@@ -54,6 +54,11 @@ export class TapOut {
     this.consumer = new Waker(o.consumer);
     this.ourMac = Uint8Array.from(ourMac.split(':').map((x) => parseInt(x, 16)));
     this.direct = o.direct ? new DirectWriter(o.direct, this.ring, vnetLen, this.consumer) : null;
+  }
+
+  /** A 'guestLink' control message (vhost-user): the link for direct writes. */
+  configureLink(msg: ControlMsg): void {
+    this.direct?.configure(msg);
   }
 
   /**

@@ -20,7 +20,7 @@
  * - On letting go of the gate, tap-TX is rung if it asked for the gate
  *   meanwhile (txGate.ts).
  */
-import type { DirectTx } from '../../shared/messages';
+import type { ControlMsg, DirectTx } from '../../shared/messages';
 import type { FrameRing } from '../../shared/ring/frameRing';
 import type { Waker } from '../../shared/ring/waker';
 import { GuestLink } from './link';
@@ -46,6 +46,11 @@ export class DirectWriter {
     this.link = new GuestLink(d.backend, vnetLen, d.pcapFd);
   }
 
+  /** A 'guestLink' message: the link's details for our back end (vhost-user). */
+  configure(msg: ControlMsg): void {
+    this.link.backend.configure?.(msg, false);
+  }
+
   /**
    * Writes the ring's unpublished frames to the guest when it may. True if
    * all of them left (their records are rolled back); false: the caller
@@ -66,6 +71,9 @@ export class DirectWriter {
     const gate = this.gate;
     const fd = gate.fd;
     if (fd < 0 || gate.partial >= 0) return false;
+    // vhost-user: our views and eventfds must be those of the link tap-TX applied
+    const seq = this.link.backend.linkSeq;
+    if (seq !== undefined && seq !== gate.gen) return false;
     const ring = this.ring;
     const n = ring.unpublished(this.offs, this.lens, this.hdrs, DIRECT_MAX);
     if (n <= 0) return n === 0;

@@ -26,44 +26,38 @@
  *   frames straight into ring records as native.readFrames does.
  *
  * Back ends (`LinkBackend`): tapBackend.ts (one write() per frame on the
- * tap) and streamBackend.ts (passt's qemu socket: 32-bit length prefixes,
+ * tap), streamBackend.ts (passt's qemu socket: 32-bit length prefixes,
  * many frames per sendmsg(), frames cut by a full socket resumed at the
- * exact byte). vhost-user (issue 14) lands as one more file here,
- * `vhostUserBackend.ts`, implementing the same interface:
- * - the guest memory regions (VHOST_USER_SET_MEM_TABLE) are mapped by the
- *   addon and seen as external ArrayBuffers; the virtqueues' descriptor,
- *   available and used rings are views over them. An external
- *   ArrayBuffer belongs to one thread, so every writer (tap-TX, each
- *   direct writer) asks the addon for its own over the same mapping; the
- *   gate already makes it the only one touching the receive queue while
- *   it sends, and the queue's positions (last available index seen, used
- *   index) live in shared memory next to the gate, not in the writer;
- * - `send()` takes an available descriptor chain of the guest's receive
- *   queue per frame, copies the virtio-net header and frame into it
- *   (merging buffers as negotiated), publishes the used entries with the
- *   barriers virtio requires, and signals the call eventfd unless the
- *   guest suppressed it; no descriptor left is "would block" (return the
- *   frames placed so far, 0 if none); it never cuts a frame
- *   (`partialBytes` stays 0, `resume()` is never called);
- * - `waitFd()`/`waitEvents`: while blocked, tap-TX waits for the receive
- *   queue's kick eventfd (EPOLLIN) instead of EPOLLOUT on a socket;
- * - `failure()`: a vanished front end is 'gone' (the gate's FD is then the
- *   vhost-user connection, changed with the same 'tap' control message as
- *   passt's client socket);
+ * exact byte) and vhostUserBackend.ts (passt --vhost-user, issue 14: the
+ * guest's virtqueues in its own memory, mapped by the addon, each thread
+ * with its own external ArrayBuffers over it; the protocol is the main
+ * thread's, main/vhostUser.ts):
+ * - `send()` places each frame in the guest's receive queue (mergeable
+ *   buffers as negotiated), publishes the used entries and signals the call
+ *   eventfd once per batch unless the guest suppressed it; no buffers left
+ *   is "would block", and `waitFd()` is then the receive queue's kick
+ *   eventfd (EPOLLIN); a frame is never cut (`partialBytes` stays 0);
+ * - direct writers (directWriter.ts) get the link in a 'guestLink'
+ *   message of their own and write only while the gate's GEN is that
+ *   link's seq (tap-TX sets it under the gate when it applies a 'tap'
+ *   message), so nobody writes through views or eventfds of a link main
+ *   took back; the kicks are tap-TX's alone (it is the one that sleeps on
+ *   them); the queue positions live in shared memory, taken in turns under
+ *   the gate;
  * - its `LinkReceiver` pops the guest's transmit queue into tap-RX's ring
- *   in readFrames' packing (a frame is never received in part, so
- *   `keepsRing` is false), and tap-RX watches that queue's kick eventfd
- *   instead of the descriptor (LinkReceiver grows a waitFd() then, as
- *   LinkBackend has); more() says whether available descriptors are left.
- * Its `Backend` name goes into messages.ts, `linkBackend()` and
+ *   in readFrames' packing, and tap-RX watches that queue's kick eventfd
+ *   (`watchFd()`); both halves get the queues and the memory table with
+ *   the 'tap' control message (`configure()`).
+ * A back end's `Backend` name is in messages.ts, `linkBackend()` and
  * `linkReceiver()` below.
  */
-import type { Backend } from '../../shared/messages';
+import type { Backend, ControlMsg } from '../../shared/messages';
 import { PcapWriter } from '../../shared/pcapWriter';
 import type { FrameRing } from '../../shared/ring/frameRing';
 import { StreamBackend } from './streamBackend';
 import { StreamReader } from './streamReader';
 import { TapBackend, TapReceiver } from './tapBackend';
+import { VhostUserBackend, VhostUserReceiver } from './vhostUserBackend';
 
 /** What a failed send means for the link. */
 export type LinkFailure =
@@ -95,6 +89,15 @@ export interface LinkBackend {
   /** Descriptor and epoll events to wait for after send() would block. */
   waitFd(fd: number): number;
   readonly waitEvents: number;
+  /**
+   * The 'tap' (tap-TX) or 'guestLink' (direct writers: primary false)
+   * control message's link details (vhost-user: queues and memory).
+   */
+  configure?(msg: ControlMsg, primary?: boolean): void;
+  /** Seq of the link configured (vhost-user): direct writes only while the gate's GEN is this. */
+  readonly linkSeq?: number;
+  /** Descriptor chains and frames dropped so far for the guest's faults (vhost-user). */
+  readonly guestDrops?: number;
 }
 
 /** How frames from the guest are read: the receive half of a back end (tap-RX). */
@@ -128,6 +131,12 @@ export interface LinkReceiver {
   readonly hangUp: string;
   /** Losing the descriptor: the end of the program (tap), or of a client that may come back (stream). */
   readonly lost: LinkFailure;
+  /** The 'tap' control message's link details (vhost-user: queues and memory). */
+  configure?(msg: ControlMsg): void;
+  /** The descriptor tap-RX watches for fd (vhost-user: the transmit queue's kick), fd if absent. */
+  watchFd?(fd: number): number;
+  /** Descriptor chains and frames dropped so far for the guest's faults (vhost-user). */
+  readonly guestDrops?: number;
 }
 
 /** The back end of a kind. */
@@ -135,6 +144,7 @@ export function linkBackend(kind: Backend): LinkBackend {
   switch (kind) {
     case 'tap': return new TapBackend();
     case 'stream': return new StreamBackend();
+    case 'vhost-user': return new VhostUserBackend();
     default: {
       const never: never = kind;
       return never;
@@ -147,6 +157,7 @@ export function linkReceiver(kind: Backend, maxRead: number): LinkReceiver {
   switch (kind) {
     case 'tap': return new TapReceiver();
     case 'stream': return new StreamReader(maxRead);
+    case 'vhost-user': return new VhostUserReceiver();
     default: {
       const never: never = kind;
       return never;

@@ -72,6 +72,8 @@ class TapTx extends WorkerLoop<TapTxInit> {
   private locked = false;
   /** An L4 worker held the gate when we wanted it: it rings us when it lets go. */
   private gateWanted = false;
+  /** The back end's guestDrops already counted (vhost-user). */
+  private guestDropsSeen = 0;
   /** A new guest descriptor to put in the gate, then acknowledge (seq), or null. */
   private pendingTap: { fd: number; seq: number } | null = null;
 
@@ -116,6 +118,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
     if (!p) return;
     this.pendingTap = null;
     this.gate.fd = p.fd;
+    this.gate.gen = p.seq;
     this.gate.partial = -1;
     this.post({ type: 'tapAck', seq: p.seq, stage: 'tapTx' });
   }
@@ -126,6 +129,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
       this.tapfd = msg.fd;
       this.resume = null;
       this.link.backend.reset();
+      this.link.backend.configure?.(msg);
       this.pendingTap = { fd: msg.fd, seq: msg.seq };
       this.withGate(() => {});
     }
@@ -216,7 +220,7 @@ class TapTx extends WorkerLoop<TapTxInit> {
     }
     // a new client's frames can only exist once its 'tap' message was posted to us (main posts
     // ours first): look for it before dropping anything for want of a client
-    if (this.tapfd < 0 && this.init.backend === 'stream') this.drainControl(monotonicMs());
+    if (this.tapfd < 0 && this.init.backend !== 'tap') this.drainControl(monotonicMs());
     if (this.tapfd < 0) {
       this.stats.add('clientDrops', inp.count - inp.sent);
       inp.sent = inp.count;
@@ -236,6 +240,11 @@ class TapTx extends WorkerLoop<TapTxInit> {
     while (inp.sent < inp.count) {
       const first = inp.sent;
       const n = link.send(this.tapfd, u8, inp.offs, inp.lens, first, inp.count - first);
+      const gd = link.backend.guestDrops;
+      if (gd !== undefined && gd !== this.guestDropsSeen) {
+        this.stats.add('guestDrops', gd - this.guestDropsSeen);
+        this.guestDropsSeen = gd;
+      }
       // a frame cut short keeps everybody else off the link
       this.gate.partial = link.backend.partialBytes > 0 ? idx : -1;
       if (n > 0) {

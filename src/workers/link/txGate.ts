@@ -32,6 +32,9 @@
  *   at allocation; afterwards tap-TX changes it under the gate when passt's
  *   client changes, so nobody writes to a descriptor being closed (tap-TX
  *   acknowledges the change only once it holds the gate and applied it).
+ *   GEN is the seq of that change: a direct writer whose back end was
+ *   configured for another link (vhost-user's queues and memory reach the
+ *   L4 workers in a message of their own) does not write.
  * - On passt's stream a frame cut by a full socket must be completed before
  *   any other byte: PARTIAL names the tap-TX input whose first record is
  *   half sent (its META1 says how many bytes left already), or -1. While it
@@ -39,9 +42,9 @@
  */
 
 /** Int32 indices in the gate's SharedArrayBuffer, each field on its own 64-byte line. */
-export const TX_GATE_FIELD = { LOCK: 0, FD: 16, PARTIAL: 32, WANTED: 48 } as const;
+export const TX_GATE_FIELD = { LOCK: 0, FD: 16, PARTIAL: 32, WANTED: 48, GEN: 64 } as const;
 const F = TX_GATE_FIELD;
-export const TX_GATE_BYTES = 256;
+export const TX_GATE_BYTES = 320;
 
 export class TxGate {
   private readonly i32: Int32Array;
@@ -102,6 +105,18 @@ export class TxGate {
 
   set fd(v: number) {
     Atomics.store(this.i32, F.FD, v);
+  }
+
+  /**
+   * Seq of the 'tap' message tap-TX applied last (under the gate): a direct
+   * writer configured for another link (vhost-user) must not write.
+   */
+  get gen(): number {
+    return Atomics.load(this.i32, F.GEN);
+  }
+
+  set gen(v: number) {
+    Atomics.store(this.i32, F.GEN, v);
   }
 
   /** tap-TX input holding a half-sent frame, or -1 (under the gate). */

@@ -39,13 +39,14 @@ import { Stats } from '../../shared/stats';
 import { log } from '../../shared/log';
 import type { TapOut } from '../l4/tapOut';
 import { TimerHeap } from './timerHeap';
+import { FLOW_MAX } from '../../shared/config';
 import { probeBuffers } from './splicePool';
 import {
   TcpConn, TCP_EV, TCP_EV_EXCLUSIVE, TCP_FL, TCP_TIMEOUT, eventNames, flagNames,
 } from './conn';
 
 /** Flow table capacity (SPEC §7). */
-export const FLOW_MAX = 131071;
+export { FLOW_MAX };
 /** Segments (iovecs) per socket call. */
 export const IOV_MAX = 1024;
 

@@ -122,7 +122,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
       : new TapOut(i.toTx, i.vnetLen, guest, i.cfg.ourMac);
     this.handle = drop.fromGuest ? lossyFromGuest(tapHandler, drop.fromGuest) : tapHandler;
     this.spinMs = i.cfg.tuning.spinUs / 1000;
-    this.ctx = new TcpCtx(i.cfg, out, guest, this.stats, this.epfd);
+    this.ctx = new TcpCtx(i.cfg, out, guest, this.stats, this.epfd, i.cfg.tuning.flowMax);
     this.ctx.probe();
     this.batch = new TapBatch(this.u8);
     this.view = new TcpView(this.u8);
@@ -135,7 +135,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     this.reader = i.inlineRx ? new TapReader(i.inlineRx, this) : null;
     const table = this.ctx.table;
     this.listeners = new ListenerSet(this, () => table.count < table.capacity,
-      (l, fd, peer, now) => this.accepted(l, fd, peer, now));
+      (l, fd, peer, now) => this.accepted(l, fd, peer, now), (c) => this.stats.add(c));
   }
 
   /** A connection accepted on a forwarded port: over the tap, spliced, or refused. */
@@ -154,6 +154,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
 
   protected onControl(msg: ControlMsg, now: number): void {
     if (msg.type === 'tap') this.reader?.onControl(msg);
+    else if (msg.type === 'guestLink') this.ctx.out.configureLink(msg);
     else if (msg.type === 'flows') this.post({ type: 'flows', req: msg.req, ...listFlows(this.ctx, this.splice, msg.max, now) });
     else this.listeners.handle(msg);
   }
@@ -193,6 +194,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     if (ctx.ringWaiters.length) this.serveWaiters();
     if (ctx.timers.peekTime() <= now) runTimers(ctx, now);
     ctx.freeClosed();
+    // listeners disarmed by a full table or a back-off (listeners.ts)
+    this.listeners.resume(now);
     ctx.out.flush();
     if (this.ring.release()) this.producer.wake();
     if (more || ctx.hasClosed() || (ctx.ringWaiters.length > 0 && this.ringHasRoom())) return true;
@@ -312,6 +315,7 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     const t = this.ctx.timers.peekTime();
     let ms = t === Infinity ? 1000 : Math.max(0, t - now);
     if (this.reader) ms = Math.min(ms, Math.max(0, this.reader.timeoutMs(now)));
+    ms = Math.min(ms, this.listeners.timeoutMs(now));
     return this.splice ? Math.min(ms, this.splice.timeoutMs(now)) : ms;
   }
 

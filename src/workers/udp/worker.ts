@@ -52,6 +52,7 @@ class UdpWorker extends WorkerLoop<L4Init> {
       cfg: i.cfg, guest, input: this.input, out: this.out, sys: native, epfd: this.epfd, nsfd: i.nsfd,
       stats: new Stats('udp', i.stats),
       udpTimeoutMs: i.cfg.tuning.udpTimeoutMs, pingTimeoutMs: i.cfg.tuning.pingTimeoutMs, batch: i.cfg.tuning.udpBatch,
+      capacity: i.cfg.tuning.flowMax,
       releaseInput: () => { if (this.input.release()) this.producer.wake(); },
     });
   }
@@ -82,7 +83,9 @@ class UdpWorker extends WorkerLoop<L4Init> {
   }
 
   protected onControl(msg: ControlMsg, now: number): void {
-    if (msg.type === 'flows') {
+    if (msg.type === 'guestLink') {
+      this.out.configureLink(msg);
+    } else if (msg.type === 'flows') {
       this.post({ type: 'flows', req: msg.req, ...this.core.listFlows(msg.max, now) });
     } else if (msg.type === 'listen') {
       for (const l of msg.add) if (l.proto === 'udp') this.core.listen(l);
