@@ -12,7 +12,7 @@
 import * as ipaddr from 'ipaddr.js';
 import { resolve as resolvePath } from 'node:path';
 import { FLOW_MAX, PING_TIMEOUT_MS, UDP_BATCH, UDP_BATCH_MAX, UDP_TIMEOUT_MS } from '../shared/config';
-import type { Config, ForwardSpec, LogLevel, Mode, Tuning } from '../shared/config';
+import type { Config, ForwardSpec, LogLevel, MemoryTuning, Mode, Tuning } from '../shared/config';
 import { PasstError } from '../shared/errors';
 import { parseArgs, foreignRule } from './cli';
 import { parseForwardOption, readEphemeralRange } from './portSpec';
@@ -639,5 +639,37 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
     pingTimeoutMs: num('PASST_TS_PING_TIMEOUT_MS', 1, PING_TIMEOUT_MS) ?? PING_TIMEOUT_MS,
     udpBatch: num('PASST_TS_UDP_BATCH', 1, UDP_BATCH_MAX) ?? UDP_BATCH,
     flowMax: num('PASST_TS_FLOW_MAX', 1, FLOW_MAX) ?? FLOW_MAX,
+    memory: {
+      v8PoolSize: num('PASST_TS_V8_POOL_SIZE', 0, 64) ?? V8_POOL_SIZE,
+      semiSpaceMb: num('PASST_TS_SEMI_SPACE_MB', 0, 64) ?? SEMI_SPACE_MB,
+      compactAfterStart: flag('PASST_TS_COMPACT_AFTER_START') ?? true,
+    },
   };
+}
+
+/**
+ * Memory defaults (perf/README.md "Memory per instance"): one V8 platform
+ * thread instead of four, and semi-spaces of V8's smallest size (1 MiB; the
+ * data path allocates little, so the scavenges this adds are rare and
+ * short), and start-up's garbage compacted away once.
+ */
+const V8_POOL_SIZE = 1;
+const SEMI_SPACE_MB = 1;
+
+/**
+ * Node's command-line flags for a process this one launches (the daemon,
+ * the re-execution into a user namespace): its own, with the memory
+ * tuning's process-wide V8 settings in place of any given.
+ */
+export function nodeFlags(m: MemoryTuning, execArgv: readonly string[] = process.execArgv): string[] {
+  const ours = /^--(?:v8[-_]pool[-_]size|max[-_]semi[-_]space[-_]size)(=|$)/;
+  const own: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const m2 = ours.exec(execArgv[i]);
+    if (!m2) own.push(execArgv[i]);
+    else if (m2[1] === '') i++; // "--flag VALUE"
+  }
+  if (m.v8PoolSize > 0) own.push(`--v8-pool-size=${m.v8PoolSize}`);
+  if (m.semiSpaceMb > 0) own.push(`--max-semi-space-size=${m.semiSpaceMb}`);
+  return own;
 }

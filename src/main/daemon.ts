@@ -73,10 +73,12 @@ export function writePidFd(fd: number, pid: number): void {
  * @param passFds descriptors to hand over (they appear as fd 4, 5, ... in the daemon)
  * @param env environment for the daemon (PASST_TS_* additions)
  * @param onFail called before the foreground exits non-zero (clean-up of what it made)
+ * @param nodeArgs Node's flags for the daemon (conf.ts nodeFlags())
  */
-export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS.ProcessEnv, onFail: () => void = () => {}): Promise<never> {
+export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS.ProcessEnv, onFail: () => void = () => {},
+  nodeArgs: readonly string[] = process.execArgv): Promise<never> {
   return new Promise<never>(() => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
+    const child = spawn(process.execPath, [...nodeArgs, process.argv[1], ...process.argv.slice(2)], {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...passFds],
       env: { ...process.env, ...env, [STAGE_ENV]: 'daemon', [READY_FD_ENV]: '3' },

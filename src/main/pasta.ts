@@ -31,7 +31,7 @@ import {
   O_RDONLY, O_PATH, O_DIRECTORY, O_CLOEXEC, IFF_TAP, IFF_NO_PI, NSFS_MAGIC, IFF_VNET_HDR, TUNSETOFFLOAD,
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VIRTIO_NET_HDR_LEN as VNET_HDR_LEN,
 } from '../shared/linux';
-import { resolveConfig, Options } from './conf';
+import { resolveConfig, Options, nodeFlags, tuningFor } from './conf';
 import { discoverFamily, readResolvConf, AF_INET, AF_INET6, HostFamily } from './hostInfo';
 import { Netlink } from './netlink';
 import { basicNsSetup, configNet, readLinkLocal } from './nsConfig';
@@ -96,7 +96,7 @@ function sameNs(p: string): boolean {
   }
 }
 
-function reexecInUserns(userns: string, target: Target | null, runAs: RunAs | null): never {
+function reexecInUserns(o: Options, userns: string, target: Target | null, runAs: RunAs | null): never {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
   env[STAGE_ENV] = 'userns';
@@ -109,7 +109,7 @@ function reexecInUserns(userns: string, target: Target | null, runAs: RunAs | nu
   // switch after set-up (isolation.ts)
   const alsoMap = userns === 'new' && runAs && process.geteuid?.() === 0 ? ['--also-map', `${runAs.uid}:${runAs.gid}`] : [];
   const args = ['pasta-helper', 'userns', ...(userns === 'new' ? ['--new', ...alsoMap] : ['--join', userns]), '--',
-    process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2)];
+    process.execPath, ...nodeFlags(tuningFor(o.mode, process.env).memory), process.argv[1], ...process.argv.slice(2)];
   const r = native.execve(helperPath, args, Object.entries(env).map(([k, v]) => `${k}=${v}`));
   throw new PasstError('PASST_ERR_USERNS', `Couldn't run ${helperPath}: ${native.strerror(-r)}`);
 }
@@ -225,7 +225,7 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
   if (stage === undefined) {
     if (o.command === null) target = openTarget(o);
     const userns = wantedUserns(o);
-    if (userns === 'new' || (userns !== null && !sameNs(userns))) reexecInUserns(userns, target, runAs);
+    if (userns === 'new' || (userns !== null && !sameNs(userns))) reexecInUserns(o, userns, target, runAs);
   } else {
     target = targetFromEnv();
   }
@@ -236,7 +236,8 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
   if (!o.foreground) {
     if (stage !== 'daemon') {
       await daemonize(o.pidFile, target ? [target.nsfd, target.dirfd] : [],
-        target ? { [NSFD_ENV]: '4', [DIRFD_ENV]: '5', [NSPATH_ENV]: target.path } : {});
+        target ? { [NSFD_ENV]: '4', [DIRFD_ENV]: '5', [NSPATH_ENV]: target.path } : {}, undefined,
+        nodeFlags(tuningFor(o.mode, process.env).memory));
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }

@@ -7,6 +7,7 @@
 import type { Config } from '../shared/config';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
+import { compactHeap, endCompaction } from '../shared/heap';
 import { openPcap } from '../shared/pcapWriter';
 import type { Backend } from '../shared/messages';
 import { Supervisor } from './supervisor';
@@ -96,6 +97,11 @@ export class Runtime {
   /** The program is ready: workers follow the main thread's log target. */
   afterReady(): void {
     this.sup.setLog(this.cfg.logLevel, currentLogTarget());
+    // the workers compacted their heaps before reporting ready (heap.ts)
+    if (this.cfg.tuning.memory.compactAfterStart) {
+      compactHeap();
+      endCompaction();
+    }
   }
 
   /**

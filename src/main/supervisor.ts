@@ -26,9 +26,9 @@
  * - Shutdown asks every worker to drain (bounded by a deadline) and waits
  *   for them to finish.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, ResourceLimits } from 'node:worker_threads';
 import * as path from 'node:path';
-import type { Config, LogLevel } from '../shared/config';
+import type { Config, LogLevel, MemoryTuning } from '../shared/config';
 import type {
   Backend, ControlMsg, GuestInit, L4Init, LogTarget, RingIn, RingOut, TapRxInit, TapTxInit, WorkerInit, WorkerMsg,
 } from '../shared/messages';
@@ -39,6 +39,7 @@ import { TxGate } from '../workers/link/txGate';
 import { Stats, Role } from '../shared/stats';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
+import { prepareCompaction } from '../shared/heap';
 
 /** Ring sizes (data bytes). */
 const RING = {
@@ -48,6 +49,14 @@ const RING = {
   TCP_TO_TX: 8 << 20,
   UDP_TO_TX: 4 << 20,
 } as const;
+
+/**
+ * V8 limits of a pipeline worker (perf/README.md "Memory per instance"):
+ * a young generation of three semi-spaces; V8's defaults where 0.
+ */
+export function workerLimits(m: MemoryTuning): ResourceLimits {
+  return m.semiSpaceMb > 0 ? { maxYoungGenerationSizeMb: 3 * m.semiSpaceMb } : {};
+}
 
 export interface PipelineOptions {
   cfg: Config;
@@ -159,6 +168,8 @@ export class Supervisor {
       nsfd: o.nsfd, guest: o.guest,
     };
 
+    // before any worker exists: V8's flags are process-wide (heap.ts)
+    if (o.cfg.tuning.memory.compactAfterStart) prepareCompaction();
     if (inlineRx) tcps[0].inlineRx = rx;
     log.debug(inlineRx ? 'tap-RX runs in TCP worker 0' : 'tap-RX runs in a worker of its own');
     this.spawn('tap-tx', 'link/tapTx.js', tx);
@@ -169,7 +180,9 @@ export class Supervisor {
   }
 
   private spawn(name: string, file: string, init: WorkerInit): void {
-    const worker = new Worker(path.join(__dirname, '..', 'workers', file), { workerData: init, stdout: false, stderr: false });
+    const worker = new Worker(path.join(__dirname, '..', 'workers', file), {
+      workerData: init, stdout: false, stderr: false, resourceLimits: workerLimits(init.cfg.tuning.memory),
+    });
     let readyResolve!: () => void;
     const ready = new Promise<void>((r) => { readyResolve = r; });
     let doneResolve!: () => void;

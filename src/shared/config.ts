@@ -137,6 +137,33 @@ export interface Tuning {
   udpBatch: number;
   /** Test hook: flow table capacity of each TCP worker and of the UDP worker (SPEC §7: 131 071). */
   flowMax: number;
+  /** Memory per instance (perf/README.md "Memory per instance"). */
+  memory: MemoryTuning;
+}
+
+/**
+ * V8's share of an instance's memory. Every container runs its own pasta,
+ * so what an idle one holds is paid once per container.
+ */
+export interface MemoryTuning {
+  /**
+   * Threads of V8's platform pool (node --v8-pool-size; 0: Node's default,
+   * 4). Process-wide, so it is given where node is launched: the daemon's
+   * spawn and the re-executions into a user namespace (nodeFlags(), conf.ts).
+   */
+  v8PoolSize: number;
+  /**
+   * Upper bound of a V8 semi-space (MB; 0: V8's default, 16). The young
+   * generation is three of them (two semi-spaces and its large-object
+   * space), and V8 grows it towards that bound while start-up code runs
+   * and data moves, then keeps it. The main thread's goes where node is
+   * launched (--max-semi-space-size, nodeFlags()); each worker's into its
+   * resourceLimits (supervisor.ts workerLimits()), which covers a process
+   * launched without the flag.
+   */
+  semiSpaceMb: number;
+  /** One compacting full collection in every thread once start-up is over (src/shared/heap.ts). */
+  compactAfterStart: boolean;
 }
 
 export interface Config {

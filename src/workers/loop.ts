@@ -19,7 +19,9 @@
  *   until `drained(now)` says its buffers are empty or the drain deadline
  *   passes, then the worker reports 'drained' and returns.
  */
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, resourceLimits, workerData } from 'node:worker_threads';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
+import { compactHeap } from '../shared/heap';
 import { native } from '../shared/native';
 import { EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLIN, EPOLLET } from '../shared/linux';
 import { EpollType, packRef, refType } from '../shared/epollRef';
@@ -98,6 +100,16 @@ export abstract class WorkerLoop<I extends WorkerCommon = WorkerCommon> {
 
   /** Runs the loop until drained after a shutdown request. */
   run(): void {
+    // start-up is over: its garbage goes, the pages with it (heap.ts)
+    if (this.init.cfg.tuning.memory.compactAfterStart) compactHeap();
+    if (log.debugOn) {
+      // the limits V8 applied to this worker (supervisor.ts workerLimits(); perf/README.md "Memory per instance")
+      const young = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+      const name = this.init.role === 'tcp' ? `tcp${this.init.shard}` : this.init.role;
+      log.debug(`${name} heap: young generation up to ${resourceLimits.maxYoungGenerationSizeMb} MB, ` +
+        `new space ${young ? Math.round(young.space_size / 1024) : '?'} KiB, ` +
+        `${Math.round(getHeapStatistics().total_physical_size / 1024)} KiB in all`);
+    }
     this.post({ type: 'ready' });
     for (;;) {
       const now = monotonicMs();

@@ -26,6 +26,7 @@ import { LibvirtSession, libvirtUnavailable, passtGuardLifted, PasstGuard } from
 import { readableInstall } from '../helpers/unpriv';
 import { receiveAll, sendAll } from '../helpers/tcpTool';
 import { ConsoleLines, guestUnavailable, writeGuestInitrd, GUEST_IMAGE } from '../guest/runner';
+import { nodeFlags, tuningFor } from '../../src/main/conf';
 
 const test = anyTest as TestFn;
 
@@ -369,9 +370,12 @@ lv('libvirt ran OUR passt, as the session user, with libvirt 9.0\'s own argv', a
   const r = await boot();
   const install = readableInstall();
   t.true(r.passt.length >= 1, `no passt process under ${session?.passtStateDir}\n${describe(r)}`);
+  // the daemon runs with Node's flags of the memory tuning (conf.ts nodeFlags()) before the script
+  const flags = nodeFlags(tuningFor('passt', {}).memory, []);
   for (const p of r.passt) {
     t.is(p.cmdline[0], process.execPath, p.cmdline.join(' '));
-    t.is(p.cmdline[1], path.join(install, 'bin', 'passt'));
+    t.deepEqual(p.cmdline.slice(1, 1 + flags.length), flags, p.cmdline.join(' '));
+    t.is(p.cmdline[1 + flags.length], path.join(install, 'bin', 'passt'));
     t.is(p.uid, session!.uid);
   }
   // the command line libvirt logged for passt in the domain log
@@ -383,7 +387,7 @@ lv('libvirt ran OUR passt, as the session user, with libvirt 9.0\'s own argv', a
   // as libvirt logged it before running it (shell-quoted where needed)
   const logged = r.domainLog.split('\n').find((l) => l.startsWith('passt ')) ?? '(none)';
   t.is(logged.replace(/'/g, ''), want, `the passt command in the domain log:\n${r.domainLog.slice(0, 600)}`);
-  t.deepEqual(r.passt[0]?.cmdline.slice(2), want.split(' ').slice(1));
+  t.deepEqual(r.passt[0]?.cmdline.slice(2 + flags.length), want.split(' ').slice(1));
 });
 
 lv('--log-file: passt-ts logs to the file libvirt names (and only there)', async (t) => {

@@ -15,6 +15,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { PASTA, PASST, inTestNs, NOT_IN_NS, run, waitFor, alive, nsHolder, tmpPath, processesWith } from '../helpers/env';
 import { asUser, ensureUser, readableInstall } from '../helpers/unpriv';
+import { tuningFor } from '../../src/main/conf';
 
 const test = anyTest as TestFn;
 const e2e = inTestNs() ? test.serial : test.skip;
@@ -78,7 +79,8 @@ function nsLink(pid: number | 'self', tid: string | null, ns: string): string {
 /** Every thread (and there are many: workers, libuv, V8, inspector) shows `want`. */
 function checkThreads(t: ExecutionContext, pid: number, want: Want, what: string): Creds[] {
   const creds = threadCreds(pid);
-  t.true(creds.length >= 8, `${what}: ${creds.length} threads`);
+  // the main thread, three workers at least (passt), V8's pool (perf/README.md "Memory per instance"), Node's two others
+  t.true(creds.length >= 1 + 3 + tuningFor('passt', {}).memory.v8PoolSize + 2, `${what}: ${creds.length} threads`);
   const ids = (n: number) => `${n} ${n} ${n} ${n}`;
   for (const c of creds) {
     t.deepEqual(

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseOptions, resolveConfig, classfulPrefix, HostState, tuningFor } from '../../src/main/conf';
+import { parseOptions, resolveConfig, classfulPrefix, HostState, tuningFor, nodeFlags } from '../../src/main/conf';
 import { parseResolvConf } from '../../src/main/hostInfo';
 import { hostFamily } from '../helpers/fixtures';
 import { PasstError } from '../../src/shared/errors';
@@ -265,4 +265,25 @@ test('tuning: the environment overrides, read once by conf.ts; bad values are ig
   t.true(bad.inlineRx);
   t.deepEqual(bad.tcpDrop, { toGuest: 0, fromGuest: 0 });
   t.is(w.length, 3, w.join('; '));
+});
+
+test('tuning: memory per instance (V8 platform threads, semi-space size), overridable', (t) => {
+  for (const mode of ['pasta', 'passt'] as const) t.deepEqual(tuningFor(mode, {}).memory, { v8PoolSize: 1, semiSpaceMb: 1, compactAfterStart: true });
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '0', PASST_TS_SEMI_SPACE_MB: '0', PASST_TS_COMPACT_AFTER_START: '0' }).memory,
+    { v8PoolSize: 0, semiSpaceMb: 0, compactAfterStart: false });
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '2', PASST_TS_SEMI_SPACE_MB: '8' }).memory, { v8PoolSize: 2, semiSpaceMb: 8, compactAfterStart: true });
+  const w: string[] = [];
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '-1', PASST_TS_SEMI_SPACE_MB: 'big', PASST_TS_COMPACT_AFTER_START: 'yes' }, w).memory,
+    tuningFor('pasta', {}).memory);
+  t.is(w.length, 3, w.join('; '));
+});
+
+test('nodeFlags: the launching process\'s own flags, with the tuning\'s V8 settings in place of any given', (t) => {
+  const m = (v8PoolSize: number, semiSpaceMb = 0) => ({ v8PoolSize, semiSpaceMb, compactAfterStart: true });
+  t.deepEqual(nodeFlags(m(1, 1), []), ['--v8-pool-size=1', '--max-semi-space-size=1']);
+  t.deepEqual(nodeFlags(m(2), ['--inspect', '--v8-pool-size=4', '--stack-size=900']), ['--inspect', '--stack-size=900', '--v8-pool-size=2']);
+  t.deepEqual(nodeFlags(m(1, 2), ['--v8-pool-size', '4', '--v8_pool_size=3', '--max_semi_space_size=16', '--max-semi-space-size', '8']),
+    ['--v8-pool-size=1', '--max-semi-space-size=2'], 'both spellings, value apart or not');
+  t.deepEqual(nodeFlags(m(0), ['--v8-pool-size=1', '--max-semi-space-size=1', '--trace-gc']), ['--trace-gc'], "0: Node's defaults");
+  t.deepEqual(nodeFlags(m(1), ['--max-old-space-size=64']), ['--max-old-space-size=64', '--v8-pool-size=1'], 'other flags kept');
 });

@@ -7,14 +7,18 @@
  *   and the endpoint's address:port on that pif. Protocol state lives in
  *   the owning worker's own arrays, indexed by the same flow index.
  * - The table is preallocated and fixed-capacity: flow indices come from a
- *   free stack; a full table refuses new flows (the caller drops the SYN or
- *   datagram, nothing aborts).
+ *   free stack, then from the never-used ones in ascending order; a full
+ *   table refuses new flows (the caller drops the SYN or datagram, nothing
+ *   aborts). No array is filled at start-up: the kernel maps pages of
+ *   zeros until they are written, so an idle instance pays for the flows it
+ *   had, not for the capacity (perf/README.md "Memory per instance"; the
+ *   bucket array of 131 071 flows alone is 2 MiB).
  * - Sides that must be found from a packet are hashed: key = (L4 protocol,
  *   pif, our address, endpoint address, our port, endpoint port), 40 bytes,
  *   hashed with a per-process random seed into an open-addressing array
  *   (linear probing, at most 50 % load, deletion by shifting the probe run
- *   back so no tombstones accumulate). A lookup returns the side reference
- *   `flow << 1 | side`.
+ *   back so no tombstones accumulate). A bucket holds the side reference
+ *   plus one (0: empty); a lookup returns the side reference `flow << 1 | side`.
  * - Each worker owns its table outright; no other thread reads it.
  */
 import { randomFillSync } from 'node:crypto';
@@ -37,7 +41,8 @@ export const FLOW_KEY = {
   LEN: 40,
 } as const;
 
-const EMPTY = -1;
+/** An empty bucket (buckets hold side reference + 1). */
+const EMPTY = 0;
 
 export class FlowTable {
   readonly capacity: number;
@@ -46,8 +51,11 @@ export class FlowTable {
   private readonly hashed: Uint8Array;
   private readonly buckets: Int32Array;
   private readonly mask: number;
+  /** Freed indices, reused first (last freed on top). */
   private readonly freeStack: Int32Array;
-  private freeTop: number;
+  private freeTop = 0;
+  /** Indices from here up were never handed out. */
+  private fresh = 0;
   private readonly inUse: Uint8Array;
   private readonly seed: number;
   private readonly scratch = new Uint8Array(FLOW_KEY.LEN);
@@ -60,11 +68,9 @@ export class FlowTable {
     this.hashed = new Uint8Array(capacity * 2);
     let nb = 1;
     while (nb < capacity * 4) nb <<= 1; // 2 sides per flow, <= 50 % load
-    this.buckets = new Int32Array(nb).fill(EMPTY);
+    this.buckets = new Int32Array(nb);
     this.mask = nb - 1;
     this.freeStack = new Int32Array(capacity);
-    for (let i = 0; i < capacity; i++) this.freeStack[i] = capacity - 1 - i; // lowest index on top
-    this.freeTop = capacity;
     this.inUse = new Uint8Array(capacity);
     const s = new Uint32Array(1);
     randomFillSync(s);
@@ -73,8 +79,10 @@ export class FlowTable {
 
   /** Allocates a flow index, or -1 if the table is full. */
   alloc(): number {
-    if (this.freeTop === 0) return -1;
-    const idx = this.freeStack[--this.freeTop];
+    let idx: number;
+    if (this.freeTop > 0) idx = this.freeStack[--this.freeTop];
+    else if (this.fresh < this.capacity) idx = this.fresh++;
+    else return -1;
     this.inUse[idx] = 1;
     this.count++;
     return idx;
@@ -151,10 +159,10 @@ export class FlowTable {
     for (;;) {
       const cur = this.buckets[b];
       if (cur === EMPTY) break;
-      if (this.keyEq(cur, this.keys, ref * FLOW_KEY.LEN)) return false;
+      if (this.keyEq(cur - 1, this.keys, ref * FLOW_KEY.LEN)) return false;
       b = (b + 1) & this.mask;
     }
-    this.buckets[b] = ref;
+    this.buckets[b] = ref + 1;
     this.hashed[ref] = 1;
     return true;
   }
@@ -173,7 +181,7 @@ export class FlowTable {
     if (!this.hashed[ref]) return;
     this.hashed[ref] = 0;
     let b = this.hash(this.keys, ref * FLOW_KEY.LEN) & this.mask;
-    while (this.buckets[b] !== ref) {
+    while (this.buckets[b] !== ref + 1) {
       if (this.buckets[b] === EMPTY) return; // not found: nothing to do
       b = (b + 1) & this.mask;
     }
@@ -184,7 +192,7 @@ export class FlowTable {
       j = (j + 1) & this.mask;
       const cur = this.buckets[j];
       if (cur === EMPTY) break;
-      const home = this.hash(this.keys, cur * FLOW_KEY.LEN) & this.mask;
+      const home = this.hash(this.keys, (cur - 1) * FLOW_KEY.LEN) & this.mask;
       // can cur move into the hole? only if its home is not in (hole, j]
       const between = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (!between) {
@@ -204,7 +212,7 @@ export class FlowTable {
     for (;;) {
       const cur = this.buckets[b];
       if (cur === EMPTY) return -1;
-      if (this.keyEq(cur, k, 0)) return cur;
+      if (this.keyEq(cur - 1, k, 0)) return cur - 1;
       b = (b + 1) & this.mask;
     }
   }

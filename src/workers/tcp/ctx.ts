@@ -68,7 +68,8 @@ const LOW_RTT_SLOTS = 8;
 
 export class TcpCtx {
   readonly table: FlowTable;
-  readonly conns: (TcpConn | null)[];
+  /** By flow index; made on first use (an index past the end: none yet). */
+  readonly conns: (TcpConn | null | undefined)[];
   readonly nat: Nat;
   readonly secret = new Uint8Array(16);
   readonly timers = new TimerHeap();
@@ -125,7 +126,8 @@ export class TcpCtx {
     capacity = FLOW_MAX,
   ) {
     this.table = new FlowTable(capacity);
-    this.conns = new Array<TcpConn | null>(capacity).fill(null);
+    // grows with the flows (indices come lowest first): no 1 MiB array for an idle instance
+    this.conns = [];
     this.nat = new Nat(cfg);
     this.stActive = stats.idx('active');
     this.stSegsToTap = stats.idx('segsToTap');

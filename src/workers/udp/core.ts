@@ -233,10 +233,11 @@ export class UdpCore {
     this.ftype = new Uint8Array(cap);
     this.lastMs = new Float64Array(cap);
     this.closing = new Uint8Array(cap);
-    this.lastSeq = new Int32Array(cap).fill(-1);
+    // no fill(-1) for sock and lastSeq: alloc() sets a flow's entries (untouched pages cost nothing)
+    this.lastSeq = new Int32Array(cap);
     this.openedMs = new Float64Array(cap);
     this.rxBytes = new Float64Array(cap * 2);
-    this.sock = new Int32Array(cap * 2).fill(-1);
+    this.sock = new Int32Array(cap * 2);
     this.sockFlags = new Uint8Array(cap * 2);
     this.scratch = new Uint8Array(this.batch * slotRec(o.out.vnetLen));
   }
