@@ -673,3 +673,8 @@ export function nodeFlags(m: MemoryTuning, execArgv: readonly string[] = process
   if (m.semiSpaceMb > 0) own.push(`--max-semi-space-size=${m.semiSpaceMb}`);
   return own;
 }
+
+/** Node's flags for a re-launch of this program in `mode` (the daemon, a re-execution into a user namespace). */
+export function relaunchNodeFlags(mode: Mode): string[] {
+  return nodeFlags(tuningFor(mode, process.env).memory);
+}

@@ -30,7 +30,7 @@ import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
 import { native, helperPath } from '../shared/native';
 import { F_SETFD, FD_CLOEXEC } from '../shared/linux';
-import { resolveConfig, Options, nodeFlags, tuningFor } from './conf';
+import { resolveConfig, Options, relaunchNodeFlags } from './conf';
 import { readResolvConf } from './hostInfo';
 import { daemonize, ReadyChannel, openPidFile, writePidFd, stayInForegroundAsInit, STAGE_ENV, READY_FD_ENV, forgetHandOver } from './daemon';
 import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
@@ -68,7 +68,7 @@ function reexecInOwnUserns(o: Options): never {
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== STAGE_ENV) env.push(`${k}=${v}`);
   env.push(`${STAGE_ENV}=userns`);
   const r = native.execve(helperPath, ['pasta-helper', 'userns', '--new', '--soft', '--',
-    process.execPath, ...nodeFlags(tuningFor(o.mode, process.env).memory), process.argv[1], ...process.argv.slice(2)], env);
+    process.execPath, ...relaunchNodeFlags(o.mode), process.argv[1], ...process.argv.slice(2)], env);
   throw new PasstError('PASST_ERR_USERNS', `Couldn't run ${helperPath}: ${native.strerror(-r)}`);
 }
 
@@ -107,7 +107,7 @@ export async function runPasst(o: Options): Promise<void> {
         clientFd >= 0
           ? { [CLIENT_FD_ENV]: String(DAEMON_CLIENT_FD) }
           : { [LISTENER_ENV]: `${DAEMON_CLIENT_FD} ${l!.ino} ${l!.path}` },
-        () => { if (l) removeSocketFile(l); }, nodeFlags(tuningFor(o.mode, process.env).memory));
+        () => { if (l) removeSocketFile(l); }, relaunchNodeFlags(o.mode));
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }

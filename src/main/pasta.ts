@@ -31,7 +31,7 @@ import {
   O_RDONLY, O_PATH, O_DIRECTORY, O_CLOEXEC, IFF_TAP, IFF_NO_PI, NSFS_MAGIC, IFF_VNET_HDR, TUNSETOFFLOAD,
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, VIRTIO_NET_HDR_LEN as VNET_HDR_LEN,
 } from '../shared/linux';
-import { resolveConfig, Options, nodeFlags, tuningFor } from './conf';
+import { resolveConfig, Options, relaunchNodeFlags } from './conf';
 import { discoverFamily, readResolvConf, AF_INET, AF_INET6, HostFamily } from './hostInfo';
 import { Netlink } from './netlink';
 import { basicNsSetup, configNet, readLinkLocal } from './nsConfig';
@@ -109,7 +109,7 @@ function reexecInUserns(o: Options, userns: string, target: Target | null, runAs
   // switch after set-up (isolation.ts)
   const alsoMap = userns === 'new' && runAs && process.geteuid?.() === 0 ? ['--also-map', `${runAs.uid}:${runAs.gid}`] : [];
   const args = ['pasta-helper', 'userns', ...(userns === 'new' ? ['--new', ...alsoMap] : ['--join', userns]), '--',
-    process.execPath, ...nodeFlags(tuningFor(o.mode, process.env).memory), process.argv[1], ...process.argv.slice(2)];
+    process.execPath, ...relaunchNodeFlags(o.mode), process.argv[1], ...process.argv.slice(2)];
   const r = native.execve(helperPath, args, Object.entries(env).map(([k, v]) => `${k}=${v}`));
   throw new PasstError('PASST_ERR_USERNS', `Couldn't run ${helperPath}: ${native.strerror(-r)}`);
 }
@@ -147,11 +147,10 @@ function spawnCommand(cfg: Config): Promise<Spawned> {
   const login = cmd.length === 0;
   if (login) cmd = [process.env.SHELL || '/bin/sh'];
   const hostname = `pasta-${os.hostname()}`.slice(0, 64);
-  const env = { ...process.env };
-  delete env[RUNAS_ENV];
+  // the environment is the caller's: the hand-over variables are gone by now (forgetHandOver)
   const helper = spawn(helperPath, ['spawn', '--status-fd', '3', '--release-fd', '4', '--parent-pid', String(process.pid),
     '--hostname', hostname,
-    ...(login ? ['--login'] : []), '--', ...cmd], { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'], env });
+    ...(login ? ['--login'] : []), '--', ...cmd], { stdio: ['inherit', 'inherit', 'inherit', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let buf = '';
     const status = helper.stdio[3] as NodeJS.ReadableStream;
@@ -237,7 +236,7 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
     if (stage !== 'daemon') {
       await daemonize(o.pidFile, target ? [target.nsfd, target.dirfd] : [],
         target ? { [NSFD_ENV]: '4', [DIRFD_ENV]: '5', [NSPATH_ENV]: target.path } : {}, undefined,
-        nodeFlags(tuningFor(o.mode, process.env).memory));
+        relaunchNodeFlags(o.mode));
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }

@@ -120,12 +120,12 @@ helper_binaries_dir = ["${sub('helpers')}", "/usr/local/libexec/podman", "/usr/l
     `mount --bind ${R} ${R}`,
     ...binds.map(([from, to]) => `mount --rbind ${from} ${R}/${to}`),
     // crun refuses a hybrid cgroup host; with cgroups = "disabled" it needs none
-    `umount -l ${R}/sys/fs/cgroup/unified 2>/dev/null`,
+    `{ umount -l ${R}/sys/fs/cgroup/unified 2>/dev/null || true; }`,
     ...files.map((f) => `{ [ -e ${R}/etc/${f} ] || touch ${R}/etc/${f}; } && mount --bind /etc/${f} ${R}/etc/${f}`),
     `mount --bind ${sub('host-resolv.conf')} ${R}/etc/resolv.conf`,
     `mount --bind ${process.execPath} ${R}/usr/local/bin/node`,
     `cd ${R}`, 'pivot_root . .oldroot', 'umount -l /.oldroot', 'cd /', 'exec "$@"',
-  ].join(' && ').replace(' 2>/dev/null &&', ' 2>/dev/null;');
+  ].join(' && ');
   const podman = (args: string[], timeoutMs = 30000, env: string[] = []) => run('unshare', ['-m', '--propagation', 'private',
     'sh', '-c', setup, 'sh', 'setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups',
     'env', '-i', ...podmanEnv(dir, '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'), ...env, 'podman', ...args],
