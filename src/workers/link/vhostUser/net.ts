@@ -51,18 +51,15 @@ export type NetDrop = typeof NET_DROP[keyof typeof NET_DROP];
 
 const hdr = new Uint8Array(VNET_HDR_LEN);
 
-export class VirtioNetRx {
+/** What both directions keep: their queue, and the drops for the guest's faults. */
+abstract class NetQueue {
   /** Drops by reason, and their total. */
   readonly drops = new Map<NetDrop, number>();
   dropped = 0;
-  private readonly els: Element[] = [];
 
-  constructor(readonly q: SplitQueue, readonly mergeable: boolean) {
-    const n = mergeable ? RX_MAX_CHAINS : 1;
-    for (let i = 0; i < n; i++) this.els.push(new Element(MAX_SEGS));
-  }
+  constructor(readonly q: SplitQueue) {}
 
-  private drop(why: NetDrop): void {
+  protected drop(why: NetDrop): void {
     this.drops.set(why, (this.drops.get(why) ?? 0) + 1);
     this.dropped++;
   }
@@ -70,6 +67,16 @@ export class VirtioNetRx {
   /** Chains and frames dropped for the guest's faults, here and in the queue. */
   get guestDrops(): number {
     return this.dropped + this.q.dropped;
+  }
+}
+
+export class VirtioNetRx extends NetQueue {
+  private readonly els: Element[] = [];
+
+  constructor(q: SplitQueue, readonly mergeable: boolean) {
+    super(q);
+    const n = mergeable ? RX_MAX_CHAINS : 1;
+    for (let i = 0; i < n; i++) this.els.push(new Element(MAX_SEGS));
   }
 
   /**
@@ -132,23 +139,8 @@ export class VirtioNetRx {
   }
 }
 
-export class VirtioNetTx {
-  /** Drops by reason, and their total. */
-  readonly drops = new Map<NetDrop, number>();
-  dropped = 0;
+export class VirtioNetTx extends NetQueue {
   private readonly el = new Element(MAX_SEGS);
-
-  constructor(readonly q: SplitQueue) {}
-
-  private drop(why: NetDrop): void {
-    this.drops.set(why, (this.drops.get(why) ?? 0) + 1);
-    this.dropped++;
-  }
-
-  /** Chains and frames dropped for the guest's faults, here and in the queue. */
-  get guestDrops(): number {
-    return this.dropped + this.q.dropped;
-  }
 
   /**
    * Takes the guest's next frame into dst at dstOff (at most max bytes;
