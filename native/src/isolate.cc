@@ -39,13 +39,17 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <stddef.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,7 +140,13 @@ int Apply(const Step& s, bool main_thread) {
   return 0;
 }
 
+// Set once the seccomp filter is in: a late signal 32 (see the top) must
+// then make no system call the filter does not allow, so the handler does
+// nothing (the step was applied, and checked, before the filter).
+std::atomic<bool> g_sealed{false};
+
 void Handler(int) {
+  if (g_sealed.load()) return;
   int saved = errno;
   int err = Apply(g_step, false);
   int i = g_nacks.fetch_add(1);
@@ -385,10 +395,81 @@ Napi::Value IsolateThreads(const Napi::CallbackInfo& info) {
   return Num(env, static_cast<double>(r));
 }
 
+// The seccomp allow-list filter, the last isolation step (the list and the
+// reasons: src/main/seccompPolicy.ts). Its program:
+//   arch != AUDIT_ARCH_X86_64          -> kill the process
+//   nr >= __X32_SYSCALL_BIT (x32 ABI)  -> kill the process
+//   nr == allowed[i]                   -> allow
+//   anything else                      -> kill the process, or log (and
+//                                         allow) with log_mode
+// The caller has no_new_privs (isolateThreads() set it in every thread);
+// SECCOMP_FILTER_FLAG_TSYNC installs the filter in every thread at once
+// (and threads made later inherit it), failing with the TID of a thread
+// that could not take it.
+constexpr size_t kMaxAllowed = 1000;
+
+long InstallFilter(const int32_t* nrs, size_t count, bool log_mode) {
+#if defined(__x86_64__)
+  if (count > kMaxAllowed) return -E2BIG;
+  const uint32_t deny = log_mode ? SECCOMP_RET_LOG : SECCOMP_RET_KILL_PROCESS;
+  std::vector<struct sock_filter> f;
+  f.reserve(2 * count + 8);
+  auto stmt = [&f](uint16_t code, uint32_t k) { f.push_back(BPF_STMT(code, k)); };
+  auto jump = [&f](uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { f.push_back(BPF_JUMP(code, k, jt, jf)); };
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+  stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u /* __X32_SYSCALL_BIT */, 0, 1);
+  stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+  // allowed[i]: a match returns at once. The kernel (5.11 and later) sees
+  // that the result depends on the number alone and caches "allow" per
+  // number: allowed calls then run no filter at all
+  for (size_t i = 0; i < count; i++) {
+    if (nrs[i] < 0 || nrs[i] >= 0x40000000) return -EINVAL;
+    jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nrs[i]), 0, 1);
+    stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  }
+  stmt(BPF_RET | BPF_K, deny);
+  struct sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
+  // from here on a late signal 32 does nothing (Handler)
+  g_sealed.store(true);
+  long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+  if (r < 0) return -errno;
+  if (r > 0) return -ESRCH;  // thread r could not be synchronised
+  return 0;
+#else
+  return -ENOSYS;
+#endif
+}
+
+// seccompFilter(allowed: Int32Array, logMode: boolean) -> 0 or -errno
+Napi::Value SeccompFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Ints nrs = GetInts(env, info[0]);
+  if (!nrs.ok) return Num(env, -EINVAL);
+  bool log_mode = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  return Num(env, static_cast<double>(InstallFilter(nrs.data, nrs.count, log_mode)));
+}
+
+// forbiddenSyscall(nr) -> the result of system call nr with arguments that
+// make it fail harmlessly if it runs at all (null pointers, an invalid
+// request), or -errno: the test hook PASST_TS_TEST_FORBIDDEN_SYSCALL
+// (isolation.ts), which shows that the filter kills the process, or logs.
+Napi::Value ForbiddenSyscall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  long nr = static_cast<long>(Int(info, 0, -1));
+  if (nr < 0) return Num(env, -EINVAL);
+  long r = syscall(nr, -1L, 0L, 0L, 0L, 0L, 0L);
+  return Ret(env, r);
+}
+
 }  // namespace
 
 void InitIsolate(Napi::Env env, Napi::Object exports) {
   exports["isolateThreads"] = Napi::Function::New(env, IsolateThreads, "isolateThreads");
+  exports["seccompFilter"] = Napi::Function::New(env, SeccompFilter, "seccompFilter");
+  exports["forbiddenSyscall"] = Napi::Function::New(env, ForbiddenSyscall, "forbiddenSyscall");
 }
 
 }  // namespace passt

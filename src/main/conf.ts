@@ -40,6 +40,8 @@ export interface Options {
   runas: string | null;
   /** --no-sandbox: skip self-isolation (isolation.ts). */
   noSandbox: boolean;
+  /** --seccomp-log: calls outside the seccomp filter are logged by the kernel, not fatal (isolation.ts). */
+  seccompLog: boolean;
   pcap: string | null;
   pidFile: string | null;
   fd: number;
@@ -203,7 +205,7 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
   const { uses, positional } = parseArgs(mode, argv);
   const o: Options = {
     mode, help: false, version: false, printCapabilities: false, logLevel: null,
-    foreground: false, logFile: null, logSize: 1024 * 1024, runas: null, noSandbox: false, pcap: null, pidFile: null, fd: -1,
+    foreground: false, logFile: null, logSize: 1024 * 1024, runas: null, noSandbox: false, seccompLog: false, pcap: null, pidFile: null, fd: -1,
     mtu: null, addr4: null, addr6: null, prefix4: null, ourMac: DEFAULT_MAC, gw4: null, gw6: null, ifname: null,
     outbound4: null, outbound6: null, outboundIf4: null, outboundIf6: null, dns: null, search: null,
     dnsForward4: null, dnsForward6: null, dnsHost4: null, dnsHost6: null,
@@ -242,6 +244,7 @@ export function parseOptions(mode: Mode, argv: string[], ephemeral: [number, num
         o.runas = v;
         break;
       case 'no-sandbox': o.noSandbox = true; break;
+      case 'seccomp-log': o.seccompLog = true; break;
       case 'help': o.help = true; break;
       case 'version': o.version = true; break;
       case 'pcap': o.pcap = pathArg(v, 'pcap path'); break;
@@ -531,6 +534,8 @@ export function resolveConfig(o: Options, host: HostState, env: NodeJS.ProcessEn
     logSize: o.logSize,
     runas: o.runas,
     noSandbox: o.noSandbox,
+    // the variable is for callers whose command line can't change (podman, rootlesskit)
+    seccompLog: o.seccompLog || process.env.PASST_TS_SECCOMP_LOG === '1',
     pcap: o.pcap,
     pidFile: o.pidFile,
     fd: o.fd,

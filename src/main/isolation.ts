@@ -34,15 +34,53 @@
  * - no_new_privs is set.
  * Every thread's /proc/self/task/TID/status is checked afterwards; a
  * failure is fatal, as a failed sandbox is in the original.
+ *
+ * Last, the seccomp allow-list filter (seccompPolicy.ts: the list, grouped,
+ * with the reasons and how it was measured) goes into every thread at once
+ * (native seccompFilter(), SECCOMP_FILTER_FLAG_TSYNC; threads made later
+ * inherit it). A call outside it kills the process with SIGSYS; with
+ * --seccomp-log (or PASST_TS_SECCOMP_LOG=1) the kernel logs it instead and
+ * lets it run. Only on x86_64, the architecture the list was measured on.
+ *
+ * No PID namespace of the daemon's own. A process cannot enter a new PID
+ * namespace itself: unshare(CLONE_NEWPID) only places its later children
+ * there. The C original unshares, then forks its daemon into it; ours is
+ * spawned by the foreground process before set-up, so the foreground could
+ * unshare first, but the daemon would then be PID 1 of its namespace, for
+ * which the kernel drops every signal it has no handler for (SIGHUP, SIGINT,
+ * SIGQUIT, SIGUSR2... would stop ending it, and `kill -STOP`-style debugging
+ * changes), and a pasta in the foreground (-f, a spawned command) or passt -f
+ * could not have one at all, as in the original. What a PID namespace would
+ * hide is hidden otherwise: /proc is not mounted in the empty root, so no
+ * host process can be listed or opened; and the filter leaves out every call
+ * that acts on another process beyond signals (ptrace, process_vm_*,
+ * pidfd_getfd, kcmp). Signals remain: kill() and tgkill() are allowed
+ * (pasta signals its helper, isolate.cc its own threads), as the UID is
+ * `nobody` (or the user's own, who could signal the process anyway).
  */
 import * as fs from 'node:fs';
 import type { Config, Mode } from '../shared/config';
 import { PasstError } from '../shared/errors';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
+import { allowedNumbers, X86_64 } from './seccompPolicy';
 
 /** Environment variable carrying the run-as user to later stages: "UID:GID" (initial user namespace). */
 export const RUNAS_ENV = 'PASST_TS_RUNAS';
+
+/**
+ * Test hook: the name of a system call the seccomp filter denies, which the
+ * process attempts once isolated and ready (tests only: it shows the filter
+ * kills, or logs with --seccomp-log). Read once at start, then forgotten.
+ */
+export const FORBIDDEN_ENV = 'PASST_TS_TEST_FORBIDDEN_SYSCALL';
+let forbiddenCall: string | null = null;
+
+/** Takes the test hook's value from the environment (call before forgetHandOver()). */
+export function takeTestHook(): void {
+  const v = process.env[FORBIDDEN_ENV];
+  if (v !== undefined && v !== '') forbiddenCall = v;
+}
 
 /** Capability numbers (linux/capability.h). */
 export const CAP = {
@@ -197,6 +235,8 @@ export interface IsolationResult {
   gid: number;
   /** The filesystem was detached (empty root). */
   detached: boolean;
+  /** The seccomp filter is in. */
+  seccomp: boolean;
 }
 
 /** True if the calling thread has capability `cap` in its effective set. */
@@ -223,6 +263,11 @@ export function isolate(cfg: Config, runAs: RunAs | null, beforeSwitch: (uid: nu
   if (cfg.noSandbox) {
     log.warn('--no-sandbox: not isolating the process');
     return null;
+  }
+  const uring = process.env.UV_USE_IO_URING;
+  if (uring !== undefined && uring !== '' && uring !== '0' && process.arch === 'x64') {
+    // libuv reads it when its loop starts, so it is too late to change here
+    throw new PasstError('PASST_ERR_SANDBOX', `UV_USE_IO_URING=${uring}: io_uring is outside the seccomp filter; unset it or use --no-sandbox`);
   }
   let flags: number = ISO.CLAMP | ISO.SETGROUPS | ISO.CAPS | ISO.NO_NEW_PRIVS;
   const detach = hasCap(CAP.SYS_ADMIN);
@@ -255,7 +300,38 @@ export function isolate(cfg: Config, runAs: RunAs | null, beforeSwitch: (uid: nu
     const who = errTid[0] ? `thread ${errTid[0]}` : 'main thread';
     throw new PasstError('PASST_ERR_SANDBOX', `Failed to sandbox process (${who}): ${native.strerror(-r)}`);
   }
+  const filtered = installFilter(cfg);
   log.debug(`Isolated ${r} threads: UID ${uid}, GID ${gid}, capabilities kept 0x${keep.toString(16)}, no_new_privs` +
-    (detach ? ', empty root' : ''));
-  return { threads: r, uid, gid, detached: detach };
+    (detach ? ', empty root' : '') + (filtered ? `, seccomp filter${cfg.seccompLog ? ' (log mode)' : ''}` : ''));
+  return { threads: r, uid, gid, detached: detach, seccomp: filtered };
+}
+
+/**
+ * The seccomp filter, the last step (see the top). False where there is
+ * none (not x86_64).
+ * @throws PasstError if it can't be installed
+ */
+function installFilter(cfg: Config): boolean {
+  if (process.arch !== 'x64') {
+    log.warn(`No seccomp filter on ${process.arch}: its allow-list is measured on x86_64 only`);
+    return false;
+  }
+  const r = native.seccompFilter(allowedNumbers(), cfg.seccompLog);
+  if (r < 0) throw new PasstError('PASST_ERR_SANDBOX', `Failed to install the seccomp filter: ${native.strerror(-r)}`);
+  if (cfg.seccompLog) log.warn('--seccomp-log: system calls outside the seccomp filter are logged by the kernel (dmesg), not fatal');
+  if (forbiddenCall !== null) {
+    const name = forbiddenCall;
+    // once readiness is announced (the rest of set-up is synchronous)
+    setImmediate(() => {
+      const nr = X86_64[name];
+      if (nr === undefined) {
+        log.warn(`${FORBIDDEN_ENV}: unknown system call ${name}`);
+        return;
+      }
+      log.warn(`Test hook: attempting the forbidden system call ${name} (${nr})`);
+      const res = native.forbiddenSyscall(nr);
+      log.warn(`Test hook: ${name} returned ${res < 0 ? native.strerror(-res) : res}: not killed (seccomp log mode)`);
+    });
+  }
+  return true;
 }

@@ -37,7 +37,7 @@ import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
 import { Runtime } from './runtime';
 import { hostTemplates, handOver } from './pasta';
 import { Removable } from './removable';
-import { chooseRunAs, isolate, hasCap, CAP, RunAs, RUNAS_ENV } from './isolation';
+import { chooseRunAs, isolate, hasCap, CAP, RunAs, RUNAS_ENV, FORBIDDEN_ENV, takeTestHook } from './isolation';
 import { ClientSlot, openListener, removeSocketFile, adoptClientFd, qemuHints, Listener } from './tapBackend';
 import { VhostUserSlot, vhostUserHints } from './vhostUser';
 
@@ -111,7 +111,8 @@ export async function runPasst(o: Options): Promise<void> {
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }
-  forgetHandOver(CLIENT_FD_ENV, LISTENER_ENV, RUNAS_ENV);
+  takeTestHook();
+  forgetHandOver(CLIENT_FD_ENV, LISTENER_ENV, RUNAS_ENV, FORBIDDEN_ENV);
 
   try {
     await serve(o, listener, clientFd, readyChannel, runAs);

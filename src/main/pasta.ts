@@ -39,7 +39,7 @@ import { daemonize, ReadyChannel, openPidFile, writePidFd, stayInForegroundAsIni
 import { watchNetns } from './quit';
 import { setupRunLogging, afterReadyLogging, beforeIsolation } from './logging';
 import { Runtime } from './runtime';
-import { chooseRunAs, isolate, RunAs, RUNAS_ENV } from './isolation';
+import { chooseRunAs, isolate, RunAs, RUNAS_ENV, FORBIDDEN_ENV, takeTestHook } from './isolation';
 
 const NSFD_ENV = 'PASST_TS_NSFD';
 const DIRFD_ENV = 'PASST_TS_DIRFD';
@@ -240,7 +240,8 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }
-  forgetHandOver(NSFD_ENV, DIRFD_ENV, NSPATH_ENV, RUNAS_ENV);
+  takeTestHook();
+  forgetHandOver(NSFD_ENV, DIRFD_ENV, NSPATH_ENV, RUNAS_ENV, FORBIDDEN_ENV);
   if (target) {
     // from here on, don't leak them into anything we spawn
     native.fcntl(target.nsfd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);

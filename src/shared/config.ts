@@ -178,6 +178,8 @@ export interface Config {
   runas: string | null;
   /** --no-sandbox: skip self-isolation after set-up. */
   noSandbox: boolean;
+  /** --seccomp-log or PASST_TS_SECCOMP_LOG=1: calls outside the seccomp filter are logged, not fatal. */
+  seccompLog: boolean;
   pcap: string | null;
   pidFile: string | null;
   /** -F/--fd: pre-opened tap (pasta) or connected socket (passt), or -1. */

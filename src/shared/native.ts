@@ -117,6 +117,17 @@ export interface NativeAddon {
    */
   isolateThreads(flags: number, uid: number, gid: number, keepLo: number, keepHi: number, errTid: Int32Array): number;
 
+  /**
+   * Installs the seccomp allow-list filter in every thread (TSYNC): the
+   * system call numbers of `allowed` (x86_64) run, others kill the process
+   * or, with logMode, are logged by the kernel and run. 0 or -errno
+   * (-ENOSYS on other architectures). After isolateThreads().
+   */
+  seccompFilter(allowed: Int32Array, logMode: boolean): number;
+
+  /** Test hook: system call nr with harmless invalid arguments; its result or -errno. */
+  forbiddenSyscall(nr: number): number;
+
   /** 16-bit one's-complement sum (not complemented) of u8[off, off+len). */
   csum(u8: Uint8Array, off: number, len: number): number;
 

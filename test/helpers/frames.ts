@@ -133,7 +133,7 @@ export function makeConfig(over: Partial<Config> = {}, ip4Over: Partial<Config['
   ip6Over: Partial<Config['ip6']> = {}): Config {
   const fwd = { mode: 'none' as const, rules: [] };
   return {
-    mode: 'passt', name: 'passt', logLevel: 'info', foreground: true, logFile: null, logSize: 0, runas: null, noSandbox: false,
+    mode: 'passt', name: 'passt', logLevel: 'info', foreground: true, logFile: null, logSize: 0, runas: null, noSandbox: false, seccompLog: false,
     pcap: null, pidFile: null, fd: -1, mtu: 65520, ourMac: OUR_MAC, templateIf4: 'eth0', templateIf6: 'eth0',
     ifnameGiven: null, localMode: false,
     ip4: {
