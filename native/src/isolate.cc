@@ -464,12 +464,22 @@ Napi::Value ForbiddenSyscall(const Napi::CallbackInfo& info) {
   return Ret(env, r);
 }
 
+// newPidNamespaceForChildren() -> 0 or -errno: unshare(CLONE_NEWPID), so
+// that the next child of the calling thread is PID 1 of a new PID
+// namespace (daemon.ts: the daemon). The caller itself stays where it is,
+// and may no longer make threads (the kernel refuses CLONE_THREAD while the
+// two differ).
+Napi::Value NewPidNamespaceForChildren(const Napi::CallbackInfo& info) {
+  return Ret(info.Env(), unshare(CLONE_NEWPID));
+}
+
 }  // namespace
 
 void InitIsolate(Napi::Env env, Napi::Object exports) {
   exports["isolateThreads"] = Napi::Function::New(env, IsolateThreads, "isolateThreads");
   exports["seccompFilter"] = Napi::Function::New(env, SeccompFilter, "seccompFilter");
   exports["forbiddenSyscall"] = Napi::Function::New(env, ForbiddenSyscall, "forbiddenSyscall");
+  exports["newPidNamespaceForChildren"] = Napi::Function::New(env, NewPidNamespaceForChildren, "newPidNamespaceForChildren");
 }
 
 }  // namespace passt

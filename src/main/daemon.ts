@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { log } from '../shared/log';
+import { native } from '../shared/native';
 import { PipeSink } from '../shared/logSinks';
 
 export const STAGE_ENV = 'PASST_TS_STAGE';
@@ -32,6 +33,19 @@ export function forgetHandOver(...names: string[]): void {
 }
 
 /**
+ * Our PID as /proc (and whoever started us) sees it: a daemon in the PID
+ * namespace daemonize() made is 1 there. Read at start-up, while /proc is
+ * still reachable (isolation.ts).
+ */
+export const procPid: number = (() => {
+  try {
+    return Number(fs.readlinkSync('/proc/self')) || process.pid;
+  } catch {
+    return process.pid;
+  }
+})();
+
+/**
  * PID 1 of a PID namespace (a container's entrypoint, `unshare --pid
  * --fork pasta ...`) cannot daemonise: when it exits, the kernel kills every
  * other process of the namespace, the daemon too. There the program stays in
@@ -39,7 +53,8 @@ export function forgetHandOver(...names: string[]): void {
  * The C original forks anyway and its daemon dies with the namespace.
  */
 export function stayInForegroundAsInit(o: { foreground: boolean }): void {
-  if (o.foreground || process.pid !== 1) return;
+  // the daemon itself may be PID 1 of the namespace daemonize() made for it
+  if (o.foreground || process.pid !== 1 || process.env[STAGE_ENV] === 'daemon') return;
   log.info('PID 1 of its PID namespace: not daemonising (the namespace would end with this process)');
   o.foreground = true;
 }
@@ -76,8 +91,14 @@ export function writePidFd(fd: number, pid: number): void {
  * @param nodeArgs Node's flags for the daemon (conf.ts nodeFlags())
  */
 export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS.ProcessEnv, onFail: () => void = () => {},
-  nodeArgs: readonly string[] = process.execArgv): Promise<never> {
+  nodeArgs: readonly string[] = process.execArgv, newPidNs = false): Promise<never> {
   return new Promise<never>(() => {
+    if (newPidNs) {
+      // the daemon becomes PID 1 of a PID namespace of its own, as the
+      // original's (isolation.ts says what it is for); we stay outside it
+      const r = native.newPidNamespaceForChildren();
+      if (r < 0) log.debug(`No PID namespace for the daemon: ${native.strerror(-r)}`);
+    }
     const child = spawn(process.execPath, [...nodeArgs, process.argv[1], ...process.argv.slice(2)], {
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...passFds],
@@ -96,7 +117,8 @@ export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS
         if (line.startsWith('LOG ')) process.stderr.write(line.slice(4) + '\n');
         else if (line.startsWith('READY ')) {
           ready = true;
-          const pid = Number(line.slice(6));
+          // ours, not its own: in its PID namespace it is 1
+          const pid = child.pid ?? Number(line.slice(6));
           try {
             if (pidFile) writePidFile(pidFile, pid);
           } catch (e) {

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import type { Config, LogLevel } from '../shared/config';
 import { log, LogSink } from '../shared/log';
 import { LogFileSink, SyslogSink, TeeSink } from '../shared/logSinks';
-import type { ReadyChannel } from './daemon';
+import { procPid, type ReadyChannel } from './daemon';
 import type { LogTarget } from '../shared/messages';
 
 export const VERSION = '0.1.0';
@@ -50,7 +50,7 @@ class StderrSink implements LogSink {
 export function setupRunLogging(cfg: Config, ready: ReadyChannel | null): void {
   const debug = cfg.logLevel === 'debug' || cfg.logLevel === 'trace';
   if (cfg.logFile) {
-    const header = `${cfg.name} ${VERSION} (passt-ts) ${process.argv[1]} (${process.pid})`;
+    const header = `${cfg.name} ${VERSION} (passt-ts) ${process.argv[1]} (${procPid})`;
     fileSink = LogFileSink.create(cfg.logFile, cfg.logSize, header);
     log.configure({ level: cfg.logLevel, sink: ready ? new TeeSink([fileSink, new ErrorsOnly(ready.sink)]) : fileSink, timestamps: false });
     target = { kind: 'file', handle: fileSink.handle };

@@ -107,7 +107,7 @@ export async function runPasst(o: Options): Promise<void> {
         clientFd >= 0
           ? { [CLIENT_FD_ENV]: String(DAEMON_CLIENT_FD) }
           : { [LISTENER_ENV]: `${DAEMON_CLIENT_FD} ${l!.ino} ${l!.path}` },
-        () => { if (l) removeSocketFile(l); }, relaunchNodeFlags(o.mode));
+        () => { if (l) removeSocketFile(l); }, relaunchNodeFlags(o.mode), !o.noSandbox);
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }

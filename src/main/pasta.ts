@@ -236,7 +236,7 @@ export async function runPasta(o: Options, hooks: PastaHooks = {}): Promise<void
     if (stage !== 'daemon') {
       await daemonize(o.pidFile, target ? [target.nsfd, target.dirfd] : [],
         target ? { [NSFD_ENV]: '4', [DIRFD_ENV]: '5', [NSPATH_ENV]: target.path } : {}, undefined,
-        relaunchNodeFlags(o.mode));
+        relaunchNodeFlags(o.mode), !o.noSandbox);
     }
     readyChannel = new ReadyChannel(Number(process.env[READY_FD_ENV]));
   }

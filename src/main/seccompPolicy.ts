@@ -67,8 +67,10 @@ export const ALLOWED: readonly SyscallGroup[] = [
     name: 'files through kept descriptors',
     // the quit watch's netns directory in timer mode (openat of
     // the name, getdents64 of the directory), /proc/net files of `auto` re-read through
-    // their descriptors, files removed at exit (unlinkat in their directory: removable.ts)
-    calls: ['openat', 'getdents64', 'readlinkat', 'unlinkat', 'fstatfs'],
+    // their descriptors, files removed at exit (unlinkat in their directory: removable.ts);
+    // unlink: libuv removes the path a UNIX socket server bound when it closes (the control
+    // socket's, at exit), which in the empty root finds nothing (ENOENT)
+    calls: ['openat', 'getdents64', 'readlinkat', 'unlinkat', 'unlink', 'fstatfs'],
   },
   {
     name: 'sockets',
@@ -180,6 +182,7 @@ export const X86_64: Readonly<Record<string, number>> = {
   fdatasync: 75,
   ftruncate: 77,
   getcwd: 79,
+  unlink: 87,
   gettimeofday: 96,
   getrusage: 98,
   sysinfo: 99,

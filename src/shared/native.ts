@@ -125,6 +125,12 @@ export interface NativeAddon {
    */
   seccompFilter(allowed: Int32Array, logMode: boolean): number;
 
+  /**
+   * unshare(CLONE_NEWPID): the calling thread's next child is PID 1 of a new
+   * PID namespace (the caller stays, and can't make threads afterwards).
+   */
+  newPidNamespaceForChildren(): number;
+
   /** Test hook: system call nr with harmless invalid arguments; its result or -errno. */
   forbiddenSyscall(nr: number): number;
 

@@ -37,6 +37,7 @@ W
 fi
 mount --bind "$OUT/wrapper" "$ROOT/bin/passt-ts.js"
 start=$(date +%s)
+klog=$(dmesg | wc -l)
 if [ "${BENCH:-}" = 1 ]; then
   mkdir -p "$OUT/bin"; for m in pasta; do ln -sf "$ROOT/bin/$m" "$OUT/bin/$m"; done
   /work/shared/bench/compare.sh "$@" "$OUT/bin/pasta" > "$OUT/bench.txt" 2>&1 || true
@@ -46,3 +47,11 @@ fi
 umount "$ROOT/bin/passt-ts.js"
 echo "syscalls.sh: $(ls "$OUT/raw" | wc -l) traced runs in $(( $(date +%s) - start )) s" >&2
 node "$ROOT/test/scripts/syscalls-summary.js" "$OUT/raw" | tee "$OUT/summary.txt"
+# what the filter lacked (log mode) or killed, as the kernel logged it
+# (printk's rate limit may drop some lines of a burst)
+dmesg | tail -n +$((klog + 1)) | grep 'type=1326' > "$OUT/kernel.txt" || true
+hdr=/usr/include/x86_64-linux-gnu/asm/unistd_64.h
+echo "# kernel log (type=1326): $(wc -l < "$OUT/kernel.txt") lines" | tee -a "$OUT/summary.txt"
+for nr in $(grep -o 'syscall=[0-9]*' "$OUT/kernel.txt" | cut -d= -f2 | sort -n | uniq); do
+  echo "#   syscall $nr ($(awk -v n="$nr" '$1 == "#define" && $3 == n { sub("__NR_", "", $2); print $2 }' "$hdr")): $(grep -c "syscall=$nr " "$OUT/kernel.txt") lines"
+done | tee -a "$OUT/summary.txt"

@@ -23,6 +23,7 @@
  */
 import { COUNTERS, Role } from '../../shared/stats';
 import type { RingUsage } from '../supervisor';
+import { procPid } from '../daemon';
 
 /** Counters that go up and down (everything else only goes up). */
 export const GAUGES: Partial<Record<Role, readonly string[]>> = {
@@ -77,7 +78,7 @@ export interface StatsSnapshot {
 /** Builds the `stats` answer. */
 export function snapshot(stages: StageCounters[], rings: RingUsage[], mode: string, uptimeMs: number): StatsSnapshot {
   const s: StatsSnapshot = {
-    mode, pid: process.pid, uptimeMs, workers: {},
+    mode, pid: procPid, uptimeMs, workers: {},
     flows: { tcp: { tap: 0, splice: 0 }, udp: { tap: 0, splice: 0 }, icmp: { tap: 0 } },
     traffic: {
       tcp: { tap: { bytesFromGuest: 0, bytesToGuest: 0, segmentsFromGuest: 0, segmentsToGuest: 0 }, splice: { bytesFromClient: 0, bytesToClient: 0 } },
