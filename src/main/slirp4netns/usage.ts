@@ -26,7 +26,7 @@ on the passt-ts pasta engine).
 --netns-type=TYPE        specify network namespace type ([path|pid], default=pid)
 --userns-path=PATH       specify user namespace path
 --enable-sandbox         accepted for compatibility (always isolated)
---enable-seccomp         accepted for compatibility (no effect)
+--enable-seccomp         accepted for compatibility (always filtered)
 --outbound-addr=IPv4     sets outbound ipv4 address (or interface name) to bind to
 --outbound-addr6=IPv6    sets outbound ipv6 address (or interface name) to bind to
 --disable-dns            disables 10.0.2.3 (or configured internal ip) to host dns redirect
