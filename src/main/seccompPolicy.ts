@@ -69,8 +69,9 @@ export const ALLOWED: readonly SyscallGroup[] = [
     // the name, getdents64 of the directory), /proc/net files of `auto` re-read through
     // their descriptors, files removed at exit (unlinkat in their directory: removable.ts);
     // unlink: libuv removes the path a UNIX socket server bound when it closes (the control
-    // socket's, at exit), which in the empty root finds nothing (ENOENT)
-    calls: ['openat', 'getdents64', 'readlinkat', 'unlinkat', 'unlink', 'fstatfs'],
+    // socket's, at exit), which in the empty root finds nothing (ENOENT); inotify_rm_watch:
+    // the quit watch (fs.watch on the netns directory) is closed when the namespace goes
+    calls: ['openat', 'getdents64', 'readlinkat', 'unlinkat', 'unlink', 'fstatfs', 'inotify_rm_watch'],
   },
   {
     name: 'sockets',
@@ -239,6 +240,7 @@ export const X86_64: Readonly<Record<string, number>> = {
   add_key: 248,
   request_key: 249,
   keyctl: 250,
+  inotify_rm_watch: 255,
   openat: 257,
   mknodat: 259,
   newfstatat: 262,

@@ -176,13 +176,14 @@ export class ClientSlot {
     };
   }
 
-  /** Makes fd the client (workers switch to it). */
+  /** Makes fd the client (workers switch to it); pid: the client's, 0 if none (--fd), -1 if outside our PID namespace. */
   attach(fd: number, pid: number): void {
     maximiseBuffers(fd);
     this.fd = fd;
     this.served++;
     this.switchTo(fd);
-    log.info(pid ? `Accepted connection from PID ${pid}` : `Client connection on fd ${fd}`);
+    log.info(pid > 0 ? `Accepted connection from PID ${pid}`
+      : pid < 0 ? `Accepted connection on fd ${fd} (the client's PID is outside our PID namespace)` : `Client connection on fd ${fd}`);
   }
 
   /** Starts accepting on a listening descriptor created by openListener(). */
@@ -222,7 +223,9 @@ export class ClientSlot {
       log.error(`Couldn't take client connection: ${native.strerror(-fd)}`);
       return;
     }
-    this.attach(fd, pid);
+    // SO_PEERCRED gives 0 for a client outside our PID namespace (a
+    // daemon is in one of its own: daemon.ts)
+    this.attach(fd, pid === 0 ? -1 : pid);
   }
 
   /**

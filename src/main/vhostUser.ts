@@ -82,7 +82,8 @@ export class VhostUserSlot extends ClientSlot {
       this.ending = `cannot watch the connection: ${native.strerror(-this.watch)}`;
       this.pump();
     }
-    log.info(pid ? `Accepted vhost-user connection from PID ${pid}` : `vhost-user connection on fd ${fd}`);
+    log.info(pid > 0 ? `Accepted vhost-user connection from PID ${pid}`
+      : pid < 0 ? `Accepted vhost-user connection on fd ${fd} (the client's PID is outside our PID namespace)` : `vhost-user connection on fd ${fd}`);
   }
 
   private readable(): void {

@@ -267,6 +267,7 @@ e2e("Podman's --network slirp4netns argv: ready-fd, addressing, DNS, API hostfwd
     t.deepEqual(ready, { data: '1', eof: true }, `"1" on the ready fd, then closed: ${log()} ${p.stderr}`);
     pid = Number((await p.line(/^PID \d+$/))?.slice(4));
     t.true(alive(pid), 'the process Podman started is the one that keeps running (no daemon)');
+    t.regex(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), /^NoNewPrivs:\s+1\nSeccomp:\s+2$/m, 'isolated, with the seccomp filter (--enable-seccomp)');
     const sh = new NsShell(p);
     t.true(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('slirp4netns-ts'));
     t.true(fs.existsSync(api), 'the API socket exists once ready');
