@@ -95,7 +95,8 @@ export function daemonize(pidFile: string | null, passFds: number[], env: NodeJS
   return new Promise<never>(() => {
     if (newPidNs) {
       // the daemon becomes PID 1 of a PID namespace of its own, as the
-      // original's (isolation.ts says what it is for); we stay outside it
+      // original's (isolation.ts says what it is for); we stay outside it,
+      // and this thread can make no more threads (we only wait and exit)
       const r = native.newPidNamespaceForChildren();
       if (r < 0) log.debug(`No PID namespace for the daemon: ${native.strerror(-r)}`);
     }

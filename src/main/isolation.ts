@@ -42,21 +42,23 @@
  * --seccomp-log (or PASST_TS_SECCOMP_LOG=1) the kernel logs it instead and
  * lets it run. Only on x86_64, the architecture the list was measured on.
  *
- * No PID namespace of the daemon's own. A process cannot enter a new PID
- * namespace itself: unshare(CLONE_NEWPID) only places its later children
- * there. The C original unshares, then forks its daemon into it; ours is
- * spawned by the foreground process before set-up, so the foreground could
- * unshare first, but the daemon would then be PID 1 of its namespace, for
- * which the kernel drops every signal it has no handler for (SIGHUP, SIGINT,
- * SIGQUIT, SIGUSR2... would stop ending it, and `kill -STOP`-style debugging
- * changes), and a pasta in the foreground (-f, a spawned command) or passt -f
- * could not have one at all, as in the original. What a PID namespace would
- * hide is hidden otherwise: /proc is not mounted in the empty root, so no
- * host process can be listed or opened; and the filter leaves out every call
- * that acts on another process beyond signals (ptrace, process_vm_*,
- * pidfd_getfd, kcmp). Signals remain: kill() and tgkill() are allowed
- * (pasta signals its helper, isolate.cc its own threads), as the UID is
- * `nobody` (or the user's own, who could signal the process anyway).
+ * PID namespace: a process cannot enter a new one itself
+ * (unshare(CLONE_NEWPID) only places its later children there), so, as the
+ * C original forks its daemon into one, our foreground process unshares
+ * before it spawns the daemon (daemon.ts daemonize()), which is then PID 1
+ * of a PID namespace of its own, seeing only itself and its children (the
+ * helper and command of pasta): it cannot name, signal or trace anything
+ * outside. Being PID 1, it gets no signal it has no handler for; runtime.ts
+ * handles SIGINT and SIGHUP there, as for a container's entrypoint. Its PID
+ * file, stats and log header give the PID /proc outside shows (procPid),
+ * and a client's SO_PEERCRED PID reads 0 (logged as outside). A process
+ * that stays in the foreground (-f, pasta with a command, PID 1 already)
+ * has none, as in the original. What the namespace hides stays out of its
+ * reach all the same: /proc is not mounted in the empty root, so no host
+ * process can be listed or opened, and the filter denies every call that acts on another process
+ * beyond signals (ptrace, process_vm_*, pidfd_getfd, kcmp); kill() and
+ * tgkill() stay (pasta signals its helper, isolate.cc its own threads),
+ * from `nobody` or the user's own UID, who could signal the process anyway.
  */
 import * as fs from 'node:fs';
 import type { Config, Mode } from '../shared/config';

@@ -405,3 +405,9 @@ e2e('PASST_TS_SECCOMP_LOG=1 (for callers whose command line is fixed): pasta sur
   t.is(r.code, 7, r.stderr);
   t.regex(r.stderr, /Test hook: mount returned [^\n]*: not killed \(seccomp log mode\)/);
 });
+
+e2e('UV_USE_IO_URING=1 is refused before isolation: io_uring is outside the filter', async (t) => {
+  const r = await run(PASST, ['-f', '-s', tmpPath('passt.socket')], { timeoutMs: 30000, env: { ...process.env, UV_USE_IO_URING: '1' } });
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /UV_USE_IO_URING=1: io_uring is outside the seccomp filter; unset it or use --no-sandbox/);
+});

@@ -5,24 +5,26 @@
 // thread made afterwards, counted over all runs; then what the seccomp
 // policy (dist/src/main/seccompPolicy.js) lacks, and what it allows that no
 // run made.
-//   node test/scripts/syscalls-summary.js RAWDIR
+//   node test/scripts/syscalls-summary.js RAWDIR...
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
-const dir = process.argv[2];
+const files = process.argv.slice(2).flatMap((d) => fs.readdirSync(d).sort().map((f) => path.join(d, f)));
 const counts = new Map();   // name -> calls
 const runsOf = new Map();   // name -> runs that made it
 const notes = [];
 let runs = 0, isolatedRuns = 0, tasks = 0, laterTasks = 0;
 const LINE = /^(\d+)\s+[\d.]+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()/;
 const SPAWN = /^(\d+)\s+[\d.]+\s+(?:<\.\.\. (clone3?|fork|vfork) resumed>.*|(clone3?|fork|vfork)\(.*)\)\s+=\s+(\d+)/;
-for (const f of fs.readdirSync(dir).sort()) {
+for (const file of files) {
+  const f = path.basename(path.dirname(path.dirname(file))) + '/' + path.basename(file);
   runs++;
   const isolated = new Set();
   const seen = new Map();  // tid -> names called since its isolation step
+  const started = new Map();  // tid -> the start of its unfinished call
   let any = false;
-  for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     const m = LINE.exec(line);
     if (!m) {
       if (/\+\+\+ killed by SIGSYS/.test(line)) notes.push(`${f}: killed by SIGSYS: ${line}`);
@@ -45,12 +47,15 @@ for (const f of fs.readdirSync(dir).sort()) {
       continue;
     }
     if (m[3] !== undefined) seen.get(tid).push(name);  // a resumed call was counted at its start
+    // a call's start (with clone3's flags) and its end may be apart
+    if (/<unfinished \.\.\.>$/.test(line)) started.set(tid, line);
     const s = SPAWN.exec(line);
     if (s && Number(s[4]) > 0) {
+      const whole = (m[2] !== undefined ? started.get(tid) ?? '' : '') + line;
       isolated.add(s[4]);
       seen.set(s[4], []);
       laterTasks++;
-      if (!/CLONE_THREAD/.test(line)) notes.push(`${f}: a process made after isolation: ${line.slice(0, 200)}`);
+      if (!/CLONE_THREAD/.test(whole)) notes.push(`${f}: a process made after isolation: ${whole.slice(0, 300)}`);
     }
     if (name === 'execve') notes.push(`${f}: execve after isolation: ${line.slice(0, 200)}`);
   }
