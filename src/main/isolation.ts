@@ -55,10 +55,9 @@
  * that stays in the foreground (-f, pasta with a command, PID 1 already)
  * has none, as in the original. What the namespace hides stays out of its
  * reach all the same: /proc is not mounted in the empty root, so no host
- * process can be listed or opened, and the filter denies every call that acts on another process
- * beyond signals (ptrace, process_vm_*, pidfd_getfd, kcmp); kill() and
- * tgkill() stay (pasta signals its helper, isolate.cc its own threads),
- * from `nobody` or the user's own UID, who could signal the process anyway.
+ * process can be listed or opened, and the filter denies every call that
+ * acts on another process (ptrace, process_vm_*, pidfd_getfd, kcmp, kill);
+ * only tgkill() stays, for raise() and abort() in the process itself.
  */
 import * as fs from 'node:fs';
 import type { Config, Mode } from '../shared/config';
