@@ -249,8 +249,9 @@ e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → f
       t.log(`echo of ${BYTES >> 20} MiB: ${unloaded.toFixed(0)} ms unloaded, ${loaded.toFixed(0)} ms during the floods`);
       t.log(outs.map((o) => o.trim().split('\n').slice(-2).join(' | ')).join('\n'));
       // the goal of issue 13 is 2x; on two cores shared with the flood
-      // generators it is far off (see the report): what is held here is
-      // that the connection is not starved (round() times out at 60 s)
+      // generators it is met in some runs, not all (see perf/README.md): what
+      // is held here is that the connection is not starved (round() times
+      // out at 60 s)
       t.log(`slowdown during the floods: ${(loaded / unloaded).toFixed(1)}x`);
       t.regex(outs[0], /SENT \d+/);
       t.true(maxActive <= FLOW_LIMIT, `at most ${FLOW_LIMIT} flows per table (saw ${maxActive})`);
@@ -259,6 +260,8 @@ e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → f
       const a = await controlRequest(sock, { cmd: 'stats' });
       const udp = (a.workers as Record<string, Record<string, number>>).udp;
       const tapRx = (a.workers as Record<string, Record<string, number>>)['tap-rx'];
+      t.log(`ring drops: ${(a.rings as { name: string; drops: number }[]).filter((r) => r.drops > 0).map((r) => `${r.name} ${r.drops}`).join(', ') || 'none'}; ` +
+        `SYNs shed: ${tapRx.synShed}`);
       t.log(`tcp: +${after.flows - base.tcp.flows} flows, +${after.dropTableFull - base.tcp.dropTableFull} dropped (table full), ` +
         `+${after.accepted - base.tcp.accepted} accepted, acceptPaused ${after.acceptPaused}; udp: ${udp.flows} flows, ` +
         `${udp.tableFull} dropped (table full), ${udp.pingFlows} ping flows; tap-rx: ${tapRx.tcp} TCP frames, ${tapRx.ringFull} ring full`);
@@ -305,7 +308,8 @@ e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → f
       t.true(fds <= base.fds + 2 + orphans, `descriptors back to baseline (${base.fds} → ${fds}, ${orphans} orphans)`);
       t.true(rss <= base.rss * 1.5 + 64, `RSS back near baseline (${base.rss.toFixed(0)} → ${rss.toFixed(0)} MiB)`);
       // and the connection still works
-      const again = await conn.round(BYTES);
+      // the better of two rounds, as for the unloaded figure
+      const again = Math.min(await conn.round(BYTES), await conn.round(BYTES));
       t.true(again <= 2 * unloaded + 200, `after the floods: ${again.toFixed(0)} ms`);
       conn.sock.destroy();
     });
