@@ -14,6 +14,7 @@ import { FakeGuest, GPA_BASE, pattern } from '../helpers/vhostGuest';
 import { VirtioNetRx, VirtioNetTx, VNET_HDR_LEN, RX_DROPPED, NET_DROP } from '../../src/workers/link/vhostUser/net';
 import { Element, POP_BAD, POP_OK, POP_EMPTY, VQ_DROP, VRING_DESC_F, SplitQueue } from '../../src/workers/link/vhostUser/virtqueue';
 import { GuestMemory } from '../../src/workers/link/vhostUser/memory';
+import { native } from '../../src/shared/native';
 
 const MAX = 65535;
 
@@ -372,3 +373,76 @@ test('pop() results are the documented ones', (t) => {
   t.is(POP_EMPTY, 0);
   t.true(POP_BAD < 0);
 });
+
+test('native.vuCopy: segments and buffer ranges are checked again natively, nothing outside them is touched', (t) => {
+  const region = (n: number) => new Uint8Array(new ArrayBuffer(n + 32), 16, n);
+  const regions = [region(64), region(128)];
+  const shared = new Uint8Array(new SharedArrayBuffer(256));
+  const reg = new Int32Array([0, 1, 1]);
+  const off = new Float64Array([60, 0, 100]);
+  const len = new Int32Array([4, 8, 28]);
+  shared.set(pattern(40, 3), 8);
+  // 40 bytes out over three segments, skipping 2 of the first
+  t.is(native.vuCopy(true, shared, 8, 40, 2, regions, reg, off, len, 0, 3), 38);
+  t.deepEqual(regions[0].subarray(62, 64), shared.subarray(8, 10));
+  t.deepEqual(regions[1].subarray(0, 8), shared.subarray(10, 18));
+  t.deepEqual(regions[1].subarray(100, 128), shared.subarray(18, 46));
+  // and back, at most len bytes
+  const back = new Uint8Array(new SharedArrayBuffer(64));
+  t.is(native.vuCopy(false, back, 0, 10, 1, regions, reg, off, len, 0, 3), 10);
+  t.deepEqual(back.subarray(0, 10), concatU8(regions[0].subarray(61, 64), regions[1].subarray(0, 7)));
+  // a segment past its region, a negative or NaN offset, a region index out of the list,
+  // a buffer range past the buffer, segment ranges past the arrays: -EINVAL, nothing copied
+  const bad: [Int32Array, Float64Array, Int32Array][] = [
+    [new Int32Array([0]), new Float64Array([60]), new Int32Array([5])],
+    [new Int32Array([1]), new Float64Array([129]), new Int32Array([0])],
+    [new Int32Array([0]), new Float64Array([-1]), new Int32Array([4])],
+    [new Int32Array([0]), new Float64Array([NaN]), new Int32Array([4])],
+    [new Int32Array([0]), new Float64Array([2 ** 60]), new Int32Array([4])],
+    [new Int32Array([2]), new Float64Array([0]), new Int32Array([4])],
+    [new Int32Array([-1]), new Float64Array([0]), new Int32Array([4])],
+    [new Int32Array([0]), new Float64Array([0]), new Int32Array([-4])],
+  ];
+  const before = regions.map((r) => new Uint8Array(r.buffer).slice());
+  for (const [r, o, l] of bad) {
+    t.is(native.vuCopy(true, shared, 0, 16, 0, regions, r, o, l, 0, 1), -22);
+    t.is(native.vuCopy(false, shared, 0, 16, 0, regions, r, o, l, 0, 1), -22);
+  }
+  t.is(native.vuCopy(true, shared, 250, 16, 0, regions, reg, off, len, 0, 3), -22, 'buffer range');
+  t.is(native.vuCopy(true, shared, -1, 4, 0, regions, reg, off, len, 0, 3), -22);
+  t.is(native.vuCopy(true, shared, 0, 4, 0, regions, reg, off, len, 2, 2), -22, 'segments past the arrays');
+  t.is(native.vuCopy(true, shared, 0, 4, 0, [regions[0], {} as Uint8Array], reg, off, len, 1, 1), -22, 'not a typed array');
+  regions.forEach((r, i) => t.deepEqual(new Uint8Array(r.buffer), before[i]));
+});
+
+test('TX into a ring in shared memory, RX out of one: the same bytes (native copies)', (t) => {
+  const g = new FakeGuest();
+  const r = g.ring(8);
+  const q = g.queue(r);
+  const tx = new VirtioNetTx(q);
+  const f = txFrame(5000, 9);
+  g.postChain(r, [{ len: 100, write: false, data: f.subarray(0, 100) }, { len: f.length - 100, write: false, data: f.subarray(100) }]);
+  const ring = new Uint8Array(new SharedArrayBuffer(8192));
+  t.is(tx.takeFrame(ring, 16, 6000), 5000);
+  t.deepEqual(ring.subarray(16, 5016), f.subarray(VNET_HDR_LEN));
+  const r2 = g.ring(8);
+  const q2 = g.queue(r2);
+  const rx = new VirtioNetRx(q2, true);
+  const bufs = [0, 1].map(() => g.postChain(r2, [{ len: 3000, write: true }]));
+  t.is(rx.putFrame(ring, 16, 5000), 1);
+  t.true(q2.flush());
+  t.deepEqual(g.takeUsed(r2), [[bufs[0].head, 3000], [bufs[1].head, 5012 - 3000]]);
+  t.deepEqual(concatU8(g.bytes(bufs[0].addrs[0] + VNET_HDR_LEN, 3000 - VNET_HDR_LEN), g.bytes(bufs[1].addrs[0], 2012)),
+    f.subarray(VNET_HDR_LEN));
+  t.true(g.canariesIntact());
+});
+
+function concatU8(...a: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(a.reduce((n, x) => n + x.length, 0));
+  let o = 0;
+  for (const x of a) {
+    out.set(x, o);
+    o += x.length;
+  }
+  return out;
+}
