@@ -145,6 +145,13 @@ export interface NativeAddon {
    */
   vuCopy(toSegs: boolean, u8: Uint8Array, u8Off: number, len: number, skip: number, regions: readonly Uint8Array[],
     reg: Int32Array, off: Float64Array, segLen: Int32Array, first: number, count: number): number;
+  /**
+   * recvmsg() straight into guest buffers: segments 0 … count-1 (at most
+   * 1024) as in vuCopy, all checked before anything is received. Bytes, or
+   * -errno (-EINVAL for a segment outside its region).
+   */
+  vuRecv(fd: number, regions: readonly Uint8Array[], reg: Int32Array, off: Float64Array, segLen: Int32Array,
+    count: number, flags: number): number;
   /** Mappings not yet unmapped (tests). */
   mapCount(): number;
   /**
