@@ -29,6 +29,8 @@ export const COUNTERS = {
     // listeners (listeners.ts): disarmed (table full, back-off), connections
     // accepted and reset for want of descriptors, accept() failures
     'acceptPaused', 'acceptDropped', 'acceptErrors',
+    // vhost-user: data segments built in place in the guest's receive buffers (of segsToTap)
+    'segsInPlace',
   ],
   udp: [
     // guest frames in, flows made, total drops (the sum of the reasons below)
