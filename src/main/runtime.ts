@@ -102,6 +102,8 @@ export class Runtime {
       compactHeap();
       endCompaction();
     }
+    if (process.env.PASST_TS_TRIM !== '0') native.mallocTrim();
+    this.sup.startupOver = true;
   }
 
   /**

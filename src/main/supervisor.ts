@@ -23,6 +23,16 @@
  * - A worker that throws, exits unexpectedly or reports 'fatal' ends the
  *   program with a clear message and exit status 1: a broken pipeline must
  *   never hang.
+ * - The UDP worker starts on demand (cfg.tuning.memory.lazyUdp; perf/README.md
+ *   "Memory per instance": an isolate and its arena, about 8 MB): when
+ *   tap-RX publishes its first frame towards it ('wantUdp'), or a control
+ *   message needs it ('listen': a UDP port forward). Its rings, waker and
+ *   counters exist from the start, so tap-RX queues frames in its ring
+ *   meanwhile (the waker's flag says nobody sleeps: no wake-up is owed),
+ *   and the counters read zeros. Control messages for it wait in a queue
+ *   ('log' and 'guestLink' keep only the latest); 'flows' is not asked of
+ *   it (nothing to list). Its modules are read at start-up (workerImage.ts):
+ *   after isolation the filesystem may be gone.
  * - Shutdown asks every worker to drain (bounded by a deadline) and waits
  *   for them to finish.
  */
@@ -39,7 +49,8 @@ import { TxGate } from '../workers/link/txGate';
 import { Stats, Role } from '../shared/stats';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
-import { prepareCompaction } from '../shared/heap';
+import { prepareCompaction, endCompaction } from '../shared/heap';
+import { BOOT, readWorkerImage, WorkerImage } from './workerImage';
 
 /** Ring sizes (data bytes). */
 const RING = {
@@ -93,7 +104,9 @@ interface Member {
   hosts: Role[];
   /** Counters of every stage it runs, by stage name. */
   statsOf: { name: string; role: Role; sab: SharedArrayBuffer }[];
-  worker: Worker;
+  /** null until a worker started on demand starts (see the top). */
+  worker: Worker | null;
+  deferred: { file: string; init: WorkerInit; image: WorkerImage; queued: ControlMsg[] } | null;
   waker: WakerHandle;
   ready: Promise<void>;
   done: Promise<void>;
@@ -104,6 +117,12 @@ export class Supervisor {
   /** Every ring, by "producer→consumer" name, for ringUsage(). */
   private readonly rings: { name: string; ring: FrameRing }[] = [];
   private stopping = false;
+  /**
+   * Set once the main thread compacted its heap after start-up
+   * (runtime.ts): a worker started on demand later asks for its own
+   * compaction.
+   */
+  startupOver = false;
   /** Called with a message when the pipeline cannot go on. */
   onFatal: (message: string) => void = (m) => {
     log.error(m);
@@ -175,18 +194,43 @@ export class Supervisor {
     this.spawn('tap-tx', 'link/tapTx.js', tx);
     if (!inlineRx) this.spawn('tap-rx', 'tapRx.js', rx);
     tcps.forEach((t, i) => this.spawn(`tcp${i}`, 'tcp/worker.js', t));
-    this.spawn('udp', 'udp/worker.js', udp);
+    this.spawn('udp', 'udp/worker.js', udp, o.cfg.tuning.memory.lazyUdp);
     await Promise.all(this.members.map((m) => m.ready));
   }
 
-  private spawn(name: string, file: string, init: WorkerInit): void {
-    const worker = new Worker(path.join(__dirname, '..', 'workers', file), {
-      workerData: init, stdout: false, stderr: false, resourceLimits: workerLimits(init.cfg.tuning.memory),
-    });
+  /** Creates the member of a worker; started now, or on demand (see the top). */
+  private spawn(name: string, file: string, init: WorkerInit, onDemand = false): void {
+    const hosts: Role[] = [init.role];
+    const statsOf = [{ name, role: init.role, sab: init.stats }];
+    if (init.role === 'tcp' && init.inlineRx) {
+      hosts.push('tapRx');
+      statsOf.unshift({ name: 'tap-rx', role: 'tapRx', sab: init.inlineRx.stats });
+    }
+    const m: Member = {
+      name, role: init.role, hosts, statsOf, worker: null, deferred: null, waker: init.waker,
+      ready: Promise.resolve(), done: Promise.resolve(),
+    };
+    this.members.push(m);
+    if (onDemand) {
+      m.deferred = { file, init, image: readWorkerImage(path.join(__dirname, '..', 'workers', file)), queued: [] };
+      log.debug(`${name} worker starts on demand`);
+    } else {
+      this.launch(m, file, init, null);
+    }
+  }
+
+  /** Starts a member's worker: from its file, or from its image (on demand, perhaps after isolation). */
+  private launch(member: Member, file: string, init: WorkerInit, image: WorkerImage | null): void {
+    const name = member.name;
+    const opts = { stdout: false, stderr: false, resourceLimits: workerLimits(init.cfg.tuning.memory) };
+    const worker = image
+      ? new Worker(BOOT, { ...opts, eval: true, workerData: { ...init, image } })
+      : new Worker(path.join(__dirname, '..', 'workers', file), { ...opts, workerData: init });
     let readyResolve!: () => void;
-    const ready = new Promise<void>((r) => { readyResolve = r; });
+    member.ready = new Promise<void>((r) => { readyResolve = r; });
     let doneResolve!: () => void;
-    const done = new Promise<void>((r) => { doneResolve = r; });
+    member.done = new Promise<void>((r) => { doneResolve = r; });
+    member.worker = worker;
     worker.on('message', (m: WorkerMsg) => {
       switch (m.type) {
         case 'ready': readyResolve(); break;
@@ -195,6 +239,7 @@ export class Supervisor {
         case 'tapGone': this.onTapGone(m.fd, m.reason); break;
         case 'tapAck': this.onTapAck(m.stage, m.seq); break;
         case 'flows': this.onFlows(name, m); break;
+        case 'wantUdp': this.startDeferred('udp'); break;
         default: {
           const never: never = m;
           void never;
@@ -206,13 +251,27 @@ export class Supervisor {
       doneResolve();
       if (!this.stopping) this.fatal(`${name} worker exited unexpectedly (status ${code})`);
     });
-    const hosts: Role[] = [init.role];
-    const statsOf = [{ name, role: init.role, sab: init.stats }];
-    if (init.role === 'tcp' && init.inlineRx) {
-      hosts.push('tapRx');
-      statsOf.unshift({ name: 'tap-rx', role: 'tapRx', sab: init.inlineRx.stats });
-    }
-    this.members.push({ name, role: init.role, hosts, statsOf, worker, waker: init.waker, ready, done });
+  }
+
+  /** Starts the worker of `role` if it waits to be started on demand; its queued control messages follow. */
+  private startDeferred(role: Role): void {
+    const m = this.members.find((x) => x.role === role && x.deferred);
+    if (!m || !m.deferred || this.stopping) return;
+    const d = m.deferred;
+    m.deferred = null;
+    log.debug(`starting the ${m.name} worker`);
+    const compact = d.init.cfg.tuning.memory.compactAfterStart;
+    // its compaction before 'ready' (heap.ts), as at start-up; the flag is
+    // process-wide, so the others' full collections compact meanwhile too
+    if (compact && this.startupOver) prepareCompaction();
+    this.launch(m, d.file, d.init, d.image);
+    const worker = m.worker as Worker;
+    for (const msg of d.queued) worker.postMessage(msg);
+    native.eventfdWrite(m.waker.fd, 1);
+    void m.ready.then(() => {
+      if (compact && this.startupOver) endCompaction();
+      if (process.env.PASST_TS_TRIM !== '0') native.mallocTrim();
+    });
   }
 
   private fatal(message: string): void {
@@ -229,6 +288,20 @@ export class Supervisor {
     let n = 0;
     for (const m of this.members) {
       if (role && !m.hosts.includes(role)) continue;
+      if (m.deferred) {
+        // not started (see the top): nothing to list or stop; the rest waits for it
+        if (msg.type === 'flows' || msg.type === 'shutdown') continue;
+        const q = m.deferred.queued;
+        if (msg.type === 'log' || msg.type === 'guestLink') {
+          const i = q.findIndex((x) => x.type === msg.type);
+          if (i >= 0) q.splice(i, 1);
+        }
+        q.push(msg);
+        n++;
+        if (msg.type === 'listen') this.startDeferred(m.role);
+        continue;
+      }
+      if (!m.worker) continue;
       m.worker.postMessage(msg);
       // always ring: the worker may be between its last port check and its sleep flag
       native.eventfdWrite(m.waker.fd, 1);
@@ -274,9 +347,11 @@ export class Supervisor {
     if (!this.members.length) return;
     this.stopping = true;
     const isL4 = (m: Member) => m.role === 'tcp' || m.role === 'udp';
-    const stop = async (ms: number, which: Member[]) => {
+    const stop = async (ms: number, all: Member[]) => {
+      // a worker never started has nothing to stop (its done is resolved)
+      const which = all.filter((m) => m.worker);
       for (const m of which) {
-        m.worker.postMessage({ type: 'shutdown', drainMs: ms } satisfies ControlMsg);
+        m.worker?.postMessage({ type: 'shutdown', drainMs: ms } satisfies ControlMsg);
         native.eventfdWrite(m.waker.fd, 1);
       }
       const deadline = new Promise<void>((r) => setTimeout(r, ms + 500).unref());

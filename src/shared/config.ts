@@ -164,6 +164,11 @@ export interface MemoryTuning {
   semiSpaceMb: number;
   /** One compacting full collection in every thread once start-up is over (src/shared/heap.ts). */
   compactAfterStart: boolean;
+  /**
+   * The UDP worker starts on demand: on the first UDP or ICMP echo frame
+   * from the guest, or when a UDP port is forwarded (supervisor.ts).
+   */
+  lazyUdp: boolean;
 }
 
 export interface Config {

@@ -66,6 +66,8 @@ class Out {
   /** Views over this ring, for frames read into it. */
   readonly views: FrameViews;
   dirty = false;
+  /** Called once, at the first publish (the consumer may not run yet: supervisor.ts). */
+  onFirstPublish: (() => void) | null = null;
   constructor(o: RingOut) {
     this.ring = new FrameRing(o.ring);
     this.consumer = new Waker(o.consumer);
@@ -77,6 +79,10 @@ class Out {
     this.dirty = false;
     this.ring.publish();
     this.consumer.wake();
+    if (this.onFirstPublish) {
+      this.onFirstPublish();
+      this.onFirstPublish = null;
+    }
   }
 }
 
@@ -133,6 +139,7 @@ export class TapReader {
     this.maxRead = MAX_FRAME + this.vnetLen + 1;
     this.tcp = i.toTcp.map((o) => new Out(o));
     this.udp = new Out(i.toUdp);
+    if (i.cfg.tuning.memory.lazyUdp) this.udp.onFirstPublish = () => host.post({ type: 'wantUdp' });
     this.tx = new Out(i.toTx);
     this.target = this.tcp[0];
     this.stats = new Stats('tapRx', i.stats);
