@@ -102,7 +102,7 @@ export class Runtime {
       compactHeap();
       endCompaction();
     }
-    if (process.env.PASST_TS_TRIM !== '0') native.mallocTrim();
+    if (this.cfg.tuning.memory.trimAfterStart) native.mallocTrim();
     this.sup.startupOver = true;
   }
 

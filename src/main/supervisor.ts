@@ -260,7 +260,7 @@ export class Supervisor {
     const d = m.deferred;
     m.deferred = null;
     log.debug(`starting the ${m.name} worker`);
-    const compact = d.init.cfg.tuning.memory.compactAfterStart;
+    const { compactAfterStart: compact, trimAfterStart: trim } = d.init.cfg.tuning.memory;
     // its compaction before 'ready' (heap.ts), as at start-up; the flag is
     // process-wide, so the others' full collections compact meanwhile too
     if (compact && this.startupOver) prepareCompaction();
@@ -270,7 +270,7 @@ export class Supervisor {
     native.eventfdWrite(m.waker.fd, 1);
     void m.ready.then(() => {
       if (compact && this.startupOver) endCompaction();
-      if (process.env.PASST_TS_TRIM !== '0') native.mallocTrim();
+      if (trim) native.mallocTrim();
     });
   }
 

@@ -169,6 +169,12 @@ export interface MemoryTuning {
    * from the guest, or when a UDP port is forwarded (supervisor.ts).
    */
   lazyUdp: boolean;
+  /**
+   * malloc_trim(0) once start-up is over and after a worker started on
+   * demand: the free pages of the malloc arenas (every thread has one)
+   * back to the kernel.
+   */
+  trimAfterStart: boolean;
 }
 
 export interface Config {
