@@ -83,8 +83,11 @@ export const BOOT = `'use strict';
   const Module = require('node:module');
   const { workerData } = require('node:worker_threads');
   const { gunzipSync } = require('node:zlib');
-  const { entry, gz } = workerData.image;
-  const { files, deps } = JSON.parse(gunzipSync(gz).toString('utf8'));
+  const entry = workerData.image.entry;
+  // decoded in a function of its own, the image dropped first: nothing of
+  // the decoding is reachable by the time the worker compacts its heap
+  const { files, deps } = ((image) => JSON.parse(gunzipSync(image.gz).toString('utf8')))(
+    (() => { const i = workerData.image; delete workerData.image; return i; })());
   const resolve = Module._resolveFilename;
   Module._resolveFilename = function (request, parent, isMain, options) {
     const d = parent && deps[parent.filename];
@@ -99,7 +102,6 @@ export const BOOT = `'use strict';
     delete files[filename];
     module._compile(src, filename);
   };
-  delete workerData.image;
   require(entry);
 })();
 `;
