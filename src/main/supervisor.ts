@@ -25,8 +25,11 @@
  *   never hang.
  * - The UDP worker starts on demand (cfg.tuning.memory.lazyUdp; perf/README.md
  *   "Memory per instance": an isolate and its arena, about 8 MB): when
- *   tap-RX publishes its first frame towards it ('wantUdp'), or a control
- *   message needs it ('listen': a UDP port forward). Its rings, waker and
+ *   tap-RX publishes its first frame towards it ('wantUdp'), or the first
+ *   datagram arrives at a forwarded UDP port: until then the main thread
+ *   holds the listeners it was to hand over ('listen') and watches them
+ *   (native.fdWatch); a listener removed meanwhile ('unlisten') is closed
+ *   here. Its rings, waker and
  *   counters exist from the start, so tap-RX queues frames in its ring
  *   meanwhile (the waker's flag says nobody sleeps: no wake-up is owed),
  *   and the counters read zeros. Control messages for it wait in a queue
@@ -106,7 +109,11 @@ interface Member {
   statsOf: { name: string; role: Role; sab: SharedArrayBuffer }[];
   /** null until a worker started on demand starts (see the top). */
   worker: Worker | null;
-  deferred: { file: string; init: WorkerInit; image: WorkerImage; queued: ControlMsg[] } | null;
+  deferred: {
+    file: string; init: WorkerInit; image: WorkerImage; queued: ControlMsg[];
+    /** Listeners held for it, by id: their fd and main's watch of it. */
+    held: Map<number, { fd: number; watch: number }>;
+  } | null;
   waker: WakerHandle;
   ready: Promise<void>;
   done: Promise<void>;
@@ -212,7 +219,7 @@ export class Supervisor {
     };
     this.members.push(m);
     if (onDemand) {
-      m.deferred = { file, init, image: readWorkerImage(path.join(__dirname, '..', 'workers', file)), queued: [] };
+      m.deferred = { file, init, image: readWorkerImage(path.join(__dirname, '..', 'workers', file)), queued: [], held: new Map() };
       log.debug(`${name} worker starts on demand`);
     } else {
       this.launch(m, file, init, null);
@@ -253,12 +260,51 @@ export class Supervisor {
     });
   }
 
+  /** A control message for a worker not started yet (see the top). */
+  private defer(m: Member, msg: ControlMsg): void {
+    const d = m.deferred;
+    if (!d) return;
+    const q = d.queued;
+    if (msg.type === 'log' || msg.type === 'guestLink') {
+      const i = q.findIndex((x) => x.type === msg.type);
+      if (i >= 0) q.splice(i, 1);
+    }
+    if (msg.type === 'unlisten') {
+      // listeners it never got: closed here, and forgotten
+      const gone = new Set(msg.ids.filter((id) => d.held.has(id)));
+      for (const id of gone) {
+        const h = d.held.get(id) as { fd: number; watch: number };
+        if (h.watch >= 0) native.fdUnwatch(h.watch);
+        native.close(h.fd);
+        d.held.delete(id);
+      }
+      for (const x of q) if (x.type === 'listen') x.add = x.add.filter((l) => !gone.has(l.id));
+      const rest = msg.ids.filter((id) => !gone.has(id));
+      if (rest.length) q.push({ type: 'unlisten', ids: rest });
+      return;
+    }
+    q.push(msg);
+    if (msg.type !== 'listen') return;
+    for (const l of msg.add) {
+      // the first datagram at any of them starts the worker, which reads it
+      const watch = native.fdWatch(l.fd, () => this.startDeferred(m.role));
+      d.held.set(l.id, { fd: l.fd, watch });
+      if (watch < 0) {
+        log.debug(`watching ${l.proto} port ${l.port}: ${native.strerror(-watch)}; starting the ${m.name} worker`);
+        this.startDeferred(m.role);
+        return;
+      }
+    }
+  }
+
   /** Starts the worker of `role` if it waits to be started on demand; its queued control messages follow. */
   private startDeferred(role: Role): void {
     const m = this.members.find((x) => x.role === role && x.deferred);
     if (!m || !m.deferred || this.stopping) return;
     const d = m.deferred;
     m.deferred = null;
+    // main's watches end before the worker owns the listeners
+    for (const h of d.held.values()) if (h.watch >= 0) native.fdUnwatch(h.watch);
     log.debug(`starting the ${m.name} worker`);
     const { compactAfterStart: compact, trimAfterStart: trim } = d.init.cfg.tuning.memory;
     // its compaction before 'ready' (heap.ts), as at start-up; the flag is
@@ -291,14 +337,8 @@ export class Supervisor {
       if (m.deferred) {
         // not started (see the top): nothing to list or stop; the rest waits for it
         if (msg.type === 'flows' || msg.type === 'shutdown') continue;
-        const q = m.deferred.queued;
-        if (msg.type === 'log' || msg.type === 'guestLink') {
-          const i = q.findIndex((x) => x.type === msg.type);
-          if (i >= 0) q.splice(i, 1);
-        }
-        q.push(msg);
+        this.defer(m, msg);
         n++;
-        if (msg.type === 'listen') this.startDeferred(m.role);
         continue;
       }
       if (!m.worker) continue;

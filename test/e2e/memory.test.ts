@@ -15,7 +15,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as dgram from 'node:dgram';
-import { PASTA, PASST, inTestNs, NOT_IN_NS, run, waitFor, alive, nsHolder, tmpPath } from '../helpers/env';
+import { spawn } from 'node:child_process';
+import { PASTA, PASST, inTestNs, NOT_IN_NS, run, sleep, waitFor, alive, nsHolder, tmpPath } from '../helpers/env';
 import { controlRequest } from '../../src/main/control/client';
 import { tuningFor } from '../../src/main/conf';
 
@@ -178,19 +179,76 @@ e2e('the UDP worker starts on demand: idle without it, the first burst of datagr
   }
 });
 
-e2e('a UDP port forward starts the UDP worker at start-up; PASST_TS_LAZY_UDP=0 always does', async (t) => {
+/** The namespace's side: an echo server on PORT that answers one datagram, then exits; prints "ready" when bound. */
+const ECHO_ONCE_JS = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (b, r) => s.send(b, r.port, r.address, () => process.exit(0)));
+s.bind(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'));
+setTimeout(() => process.exit(1), 15000);
+`;
+
+e2e('a forwarded UDP port does not start the UDP worker; its first datagram does, and is delivered', async (t) => {
   const m = tuningFor('pasta', {}).memory;
-  const full = 1 + PASTA_WORKERS + 1 + m.v8PoolSize + NODE_OTHER_THREADS;
-  const fwd = await idle('pasta', {}, ['-u', '14692', '-U', 'none']);
+  const idleThreads = 1 + PASTA_WORKERS + m.v8PoolSize + NODE_OTHER_THREADS;
+  const port = 14692;
+  const p = await idle('pasta', {}, ['-u', String(port), '-U', 'none']);
+  const srv = spawn('nsenter', ['-t', String(p.holder), '-n', process.execPath, '-e', ECHO_ONCE_JS, String(port)],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
-    // started while the forwards were bound, before readiness
-    t.is(threadsOf(fwd.pid), full);
+    await new Promise<void>((res) => srv.stdout.once('data', () => res()));
+    t.is(threadsOf(p.pid), idleThreads, 'the listener is held by the main thread');
+    // host → forwarded port (host loopback: spliced to the namespace's loopback)
+    const c = dgram.createSocket('udp4');
+    const back = new Promise<Buffer>((res) => c.once('message', (b) => res(b)));
+    await new Promise<void>((res) => c.bind(0, '127.0.0.1', res));
+    c.send(Buffer.from('first'), port, '127.0.0.1');
+    const got = await Promise.race([back, sleep(10000).then(() => null)]);
+    c.close();
+    t.is(got?.toString(), 'first', 'the datagram that started the worker was delivered and answered');
+    t.is(threadsOf(p.pid), idleThreads + 1, 'the UDP worker runs');
   } finally {
-    await fwd.stop();
+    srv.kill();
+    await p.stop();
   }
+});
+
+/** Whether 127.0.0.1:port can be bound for UDP (without SO_REUSEADDR: not while a listener holds it). */
+async function udpPortFree(port: number): Promise<boolean> {
+  const s = dgram.createSocket('udp4');
+  const ok = await new Promise<boolean>((res) => {
+    s.once('error', () => res(false));
+    s.bind(port, '127.0.0.1', () => res(true));
+  });
+  s.close();
+  return ok;
+}
+
+e2e('a UDP port added and removed over the control socket before the UDP worker runs: bound, then closed, worker never started', async (t) => {
+  const m = tuningFor('pasta', {}).memory;
+  const idleThreads = 1 + PASTA_WORKERS + m.v8PoolSize + NODE_OTHER_THREADS;
+  const port = 14693;
+  const sock = controlPath();
+  const p = await idle('pasta', {}, ['--control', sock, '-u', 'none', '-U', 'none']);
+  try {
+    t.true(await udpPortFree(port));
+    const add = await controlRequest(sock, { cmd: 'add-port', option: '-u', spec: String(port) });
+    t.true(add.ok, String(add.error));
+    t.false(await udpPortFree(port), 'bound, held by the main thread');
+    t.is(threadsOf(p.pid), idleThreads);
+    const rm = await controlRequest(sock, { cmd: 'remove-port', option: '-u', spec: String(port) });
+    t.true(rm.ok, String(rm.error));
+    t.true(await udpPortFree(port), 'closed by the main thread');
+    t.is(threadsOf(p.pid), idleThreads, 'the worker was never started');
+  } finally {
+    await p.stop();
+  }
+});
+
+e2e('PASST_TS_LAZY_UDP=0: the UDP worker starts with the others', async (t) => {
+  const m = tuningFor('pasta', {}).memory;
   const eager = await idle('pasta', { PASST_TS_LAZY_UDP: '0' }, ['-u', 'none', '-U', 'none']);
   try {
-    t.is(eager.threads, full);
+    t.is(eager.threads, 1 + PASTA_WORKERS + 1 + m.v8PoolSize + NODE_OTHER_THREADS);
     t.true(eager.young.has('udp'));
   } finally {
     await eager.stop();
