@@ -29,10 +29,9 @@
  *   datagram arrives at a forwarded UDP port: until then the main thread
  *   holds the listeners it was to hand over ('listen') and watches them
  *   (native.fdWatch); a listener removed meanwhile ('unlisten') is closed
- *   here. Its rings, waker and
- *   counters exist from the start, so tap-RX queues frames in its ring
- *   meanwhile (the waker's flag says nobody sleeps: no wake-up is owed),
- *   and the counters read zeros. Control messages for it wait in a queue
+ *   here. Its rings, waker and counters exist from the start, so tap-RX
+ *   queues frames in its ring meanwhile (the waker's flag says nobody
+ *   sleeps: no wake-up is owed), and the counters read zeros. Control messages for it wait in a queue
  *   ('log' and 'guestLink' keep only the latest); 'flows' is not asked of
  *   it (nothing to list). Its modules are read at start-up (workerImage.ts):
  *   after isolation the filesystem may be gone.
