@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include <mutex>
 #include <string>
 #include <vector>
@@ -294,12 +296,145 @@ Napi::Value FdUnwatch(const Napi::CallbackInfo& info) {
   return Num(env, 0);
 }
 
+
+// vuCopy(toSegs, u8, u8Off, len, skip, regions: Uint8Array[], reg: Int32Array,
+//        off: Float64Array, segLen: Int32Array, first, count): the bytes of a
+// frame between a linear buffer (a ring's, often a SharedArrayBuffer, where
+// a TypedArray set() is V8's word-by-word relaxed_memmove) and the guest's
+// buffers of a descriptor chain (virtqueue.ts Element: segment s is bytes
+// [off[s], off[s]+segLen[s]) of regions[reg[s]]), with one memcpy per
+// segment. toSegs: u8[u8Off, u8Off+len) into the segments from byte `skip`
+// of them on, as far as they hold; else the segments' bytes from `skip` on
+// into u8 at u8Off, at most len of them. Returns the bytes copied, or
+// -EINVAL when a segment or the buffer range is not inside its array
+// (nothing is ever read or written outside them: the checks are redone
+// here, whatever the caller checked).
+constexpr size_t kCopyRegions = 64;
+
+// The segments of a descriptor chain as JavaScript lists them (virtqueue.ts
+// Element): segment s is bytes [off[s], off[s]+segLen[s]) of
+// regions[reg[s]]. At(s) is the address of its first byte, or nullptr when
+// it is not all inside its region (any index, offset or length the guest
+// could have made up is refused here, whatever JavaScript checked).
+struct Segs {
+  Napi::Env env;
+  Napi::Array regions;
+  const int32_t* reg;
+  const double* off;
+  const int32_t* segLen;
+  uint32_t nRegions;
+  Bytes cache[kCopyRegions];
+
+  Segs(Napi::Env e, Napi::Array rs, const int32_t* rg, const double* of, const int32_t* ln)
+      : env(e), regions(rs), reg(rg), off(of), segLen(ln), nRegions(rs.Length()) {}
+
+  uint8_t* At(int64_t s) {
+    int32_t r = reg[s];
+    int32_t sl = segLen[s];
+    double so = off[s];
+    if (r < 0 || static_cast<uint32_t>(r) >= nRegions || sl < 0 || !(so >= 0) || so > 9007199254740991.0)
+      return nullptr;
+    Bytes rb;
+    if (static_cast<size_t>(r) < kCopyRegions) {
+      if (!cache[r].ok) cache[r] = GetBytes(env, regions.Get(static_cast<uint32_t>(r)));
+      rb = cache[r];
+    } else {
+      rb = GetBytes(env, regions.Get(static_cast<uint32_t>(r)));
+    }
+    size_t o = static_cast<size_t>(so), l = static_cast<size_t>(sl);
+    if (!rb.ok || o > rb.len || l > rb.len - o) return nullptr;
+    return rb.data + o;
+  }
+};
+
+Napi::Value VuCopy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool toSegs = info.Length() > 0 && info[0].ToBoolean().Value();
+  Bytes b = GetBytes(env, info[1]);
+  int64_t u8Off = Int(info, 2, -1), len = Int(info, 3, -1), skip = Int(info, 4, -1);
+  if (!InRange(b, u8Off, len) || skip < 0 || info.Length() < 11 || !info[5].IsArray()) return Num(env, -EINVAL);
+  Napi::Array regions = info[5].As<Napi::Array>();
+  Ints reg = GetInts(env, info[6]);
+  Bytes offB = GetBytes(env, info[7]);
+  Ints segLen = GetInts(env, info[8]);
+  int64_t first = Int(info, 9, -1), count = Int(info, 10, -1);
+  if (!reg.ok || !offB.ok || !segLen.ok || (reinterpret_cast<uintptr_t>(offB.data) & 7) || first < 0 || count < 0)
+    return Num(env, -EINVAL);
+  size_t nOff = offB.len / 8;
+  if (static_cast<uint64_t>(first + count) > reg.count || static_cast<uint64_t>(first + count) > nOff ||
+      static_cast<uint64_t>(first + count) > segLen.count)
+    return Num(env, -EINVAL);
+  Segs segs(env, regions, reg.data, reinterpret_cast<const double*>(offB.data), segLen.data);
+  uint8_t* p = b.data + u8Off;
+  size_t left = static_cast<size_t>(len), done = 0;
+  size_t sk = static_cast<size_t>(skip);
+  for (int64_t s = first; s < first + count && left > 0; s++) {
+    uint8_t* base = segs.At(s);
+    if (!base) return Num(env, -EINVAL);
+    size_t o = 0, l = static_cast<size_t>(segLen.data[s]);
+    if (sk >= l) {
+      sk -= l;
+      continue;
+    }
+    o += sk;
+    l -= sk;
+    sk = 0;
+    size_t take = l < left ? l : left;
+    if (toSegs) memmove(base + o, p + done, take);
+    else memmove(p + done, base + o, take);
+    done += take;
+    left -= take;
+  }
+  return Num(env, static_cast<double>(done));
+}
+
+
+// vuRecv(fd, regions: Uint8Array[], reg: Int32Array, off: Float64Array,
+//        segLen: Int32Array, count, flags): recvmsg() straight into guest
+// buffers, segments 0 … count-1 as in vuCopy (at most kIovMax). Returns
+// bytes or -errno; -EINVAL when a segment is not inside its region (checked
+// before anything is received).
+constexpr size_t kIovMax = 1024;
+
+Napi::Value VuRecv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(Int(info, 0, -1));
+  if (fd < 0 || info.Length() < 7 || !info[1].IsArray()) return Num(env, -EINVAL);
+  Napi::Array regions = info[1].As<Napi::Array>();
+  Ints reg = GetInts(env, info[2]);
+  Bytes offB = GetBytes(env, info[3]);
+  Ints segLen = GetInts(env, info[4]);
+  int64_t count = Int(info, 5, -1);
+  int flags = static_cast<int>(Int(info, 6));
+  if (!reg.ok || !offB.ok || !segLen.ok || (reinterpret_cast<uintptr_t>(offB.data) & 7) || count < 1 ||
+      static_cast<uint64_t>(count) > kIovMax || static_cast<uint64_t>(count) > reg.count ||
+      static_cast<uint64_t>(count) > offB.len / 8 || static_cast<uint64_t>(count) > segLen.count)
+    return Num(env, -EINVAL);
+  Segs segs(env, regions, reg.data, reinterpret_cast<const double*>(offB.data), segLen.data);
+  struct iovec iov[kIovMax];
+  for (int64_t s = 0; s < count; s++) {
+    uint8_t* base = segs.At(s);
+    if (!base) return Num(env, -EINVAL);
+    iov[s].iov_base = base;
+    iov[s].iov_len = static_cast<size_t>(segLen.data[s]);
+  }
+  struct msghdr mh = {};
+  mh.msg_iov = iov;
+  mh.msg_iovlen = static_cast<size_t>(count);
+  ssize_t n;
+  do n = recvmsg(fd, &mh, flags);
+  while (n < 0 && errno == EINTR);
+  return Ret(env, n);
+}
+
 }  // namespace
 
 void InitVu(Napi::Env env, Napi::Object exports) {
   exports["mapShared"] = Napi::Function::New(env, MapShared, "mapShared");
   exports["mapView"] = Napi::Function::New(env, MapView, "mapView");
   exports["mapUnmap"] = Napi::Function::New(env, MapUnmap, "mapUnmap");
+  exports["vuCopy"] = Napi::Function::New(env, VuCopy, "vuCopy");
+  exports["vuRecv"] = Napi::Function::New(env, VuRecv, "vuRecv");
   exports["mapCount"] = Napi::Function::New(env, MapCount, "mapCount");
   exports["recvFds"] = Napi::Function::New(env, RecvFds, "recvFds");
   exports["sendFds"] = Napi::Function::New(env, SendFds, "sendFds");

@@ -134,6 +134,24 @@ export interface NativeAddon {
    * never fault; the address range is freed when the last view is collected.
    */
   mapUnmap(handle: number): number;
+  /**
+   * The bytes of a frame between u8 and the guest buffers of a descriptor
+   * chain (segment s: bytes [off[s], off[s]+segLen[s]) of regions[reg[s]],
+   * s from first, count of them), one memcpy per segment. toSegs:
+   * u8[u8Off, u8Off+len) into the segments from byte `skip` of theirs on,
+   * as far as they hold; else the segments' bytes from `skip` on into u8 at
+   * u8Off, at most len. The bytes copied, or -EINVAL for a range outside
+   * its array (checked here too).
+   */
+  vuCopy(toSegs: boolean, u8: Uint8Array, u8Off: number, len: number, skip: number, regions: readonly Uint8Array[],
+    reg: Int32Array, off: Float64Array, segLen: Int32Array, first: number, count: number): number;
+  /**
+   * recvmsg() straight into guest buffers: segments 0 … count-1 (at most
+   * 1024) as in vuCopy, all checked before anything is received. Bytes, or
+   * -errno (-EINVAL for a segment outside its region).
+   */
+  vuRecv(fd: number, regions: readonly Uint8Array[], reg: Int32Array, off: Float64Array, segLen: Int32Array,
+    count: number, flags: number): number;
   /** Mappings not yet unmapped (tests). */
   mapCount(): number;
   /**

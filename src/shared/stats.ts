@@ -13,6 +13,8 @@ export const COUNTERS = {
     'serviceDrops', 'ringFull', 'copies', 'readErrors',
     // vhost-user: chains and frames of the transmit queue dropped for the guest's faults
     'guestDrops',
+    // SYNs dropped because SYN_BACKLOG of them already wait for the TCP worker (tapReader.ts)
+    'synShed',
   ],
   // guestDrops: vhost-user receive-queue chains and frames dropped for the guest's faults
   tapTx: ['frames', 'bytes', 'writes', 'eagain', 'dropped', 'pcapErrors', 'clientDrops', 'guestDrops'],
@@ -27,6 +29,8 @@ export const COUNTERS = {
     // listeners (listeners.ts): disarmed (table full, back-off), connections
     // accepted and reset for want of descriptors, accept() failures
     'acceptPaused', 'acceptDropped', 'acceptErrors',
+    // vhost-user: data segments built in place in the guest's receive buffers (of segsToTap)
+    'segsInPlace',
   ],
   udp: [
     // guest frames in, flows made, total drops (the sum of the reasons below)

@@ -26,10 +26,15 @@
  * - Checks of SPEC §1.3: frames < 14 or > 65535 bytes ignored; IPv4
  *   fragments, 127/8 and IPv6 ::1 endpoints, and next header 59 dropped;
  *   guest checksums are not verified.
- * - Back-pressure: when the target ring has no room for a maximum-size
+ * - Back-pressure: when the TCP ring has no room for a maximum-size
  *   frame, tap-RX stops reading (the tap's own queue then holds or drops
  *   frames) until the consumer releases space (hosted by the TCP worker,
- *   that is the same thread's next pass over its ring).
+ *   that is the same thread's next pass over its ring). A full UDP ring
+ *   does not stop reading: the batch goes to the TCP ring and UDP frames
+ *   without room are dropped and counted, so a UDP flood cannot stall TCP.
+ * - Floods: at most SYN_BACKLOG bare SYNs wait per TCP ring; more are
+ *   dropped (synShed), so established connections are not queued behind
+ *   a SYN flood.
  * - The host lends the epoll set and the message port (TapReaderHost);
  *   the stage keeps no loop of its own, so it runs the same in either host.
  */
@@ -47,6 +52,7 @@ import { GuestState } from '../shared/guestState';
 import { FrameViews, FRAME_LAYER } from '../shared/wire/frame';
 import { ETHERTYPE } from '../shared/wire/ethernet';
 import { IP_PROTO } from '../shared/wire/ipv4';
+import { isBareSyn } from '../shared/wire/tcp';
 import { ICMP_TYPE, ICMPV6_TYPE } from '../shared/wire/icmp';
 import { linkServiceFor, linkHandle, LINK_SERVICE, LINK_REPLY_MAX } from '../shared/services/dispatch';
 import { serviceContextFromConfig, ServiceContext } from '../shared/services/context';
@@ -60,18 +66,47 @@ import { REC_KIND, nextRecord, recordData, recordHeader } from '../shared/ring/l
 /** Frames per native read call. */
 const BATCH = 64;
 
+/**
+ * Bare SYNs (new connections) that may wait in a TCP worker's ring. A SYN
+ * beyond it is dropped and counted (synShed), as a full listen queue drops
+ * SYNs: the guest sends it again, and a SYN flood cannot queue the frames
+ * of established connections behind thousands of connection set-ups (each
+ * one a connect() in the TCP worker). The worker counts the SYNs it takes
+ * (frameRing.ts countSynsDone); 1024 is far more than any burst of real
+ * connections and at most tens of milliseconds of the worker's time.
+ */
+export const SYN_BACKLOG = 1024;
+
 class Out {
   readonly ring: FrameRing;
   readonly consumer: Waker;
   /** Views over this ring, for frames read into it. */
   readonly views: FrameViews;
   dirty = false;
+  /** Bare SYNs written to this ring (mod 2^32; TCP rings only). */
+  synsQueued: number;
   /** Called once, at the first publish (the consumer may not run yet: supervisor.ts). */
   onFirstPublish: (() => void) | null = null;
   constructor(o: RingOut) {
     this.ring = new FrameRing(o.ring);
     this.consumer = new Waker(o.consumer);
     this.views = new FrameViews(this.ring.u8);
+    this.synsQueued = this.ring.synsDone;
+  }
+
+  /** Bare SYNs written and not yet taken by the consumer. */
+  synBacklog(): number {
+    const n = (this.synsQueued - this.ring.synsDone) | 0;
+    return n > 0 ? n : 0;
+  }
+
+  /**
+   * An empty ring holds no SYN, whatever the counts say: a record consumed
+   * without being counted cannot make the bound stick. Called between
+   * batches, when everything written is published.
+   */
+  resyncSyns(): void {
+    if (this.ring.isEmpty()) this.synsQueued = this.ring.synsDone;
   }
   /** Publishes what was written and wakes the consumer if it sleeps. */
   flush(): void {
@@ -258,9 +293,17 @@ export class TapReader {
     this.raTimer(now);
     if (this.tapfd < 0 || !this.readable) return false;
     if (!this.blocked && !this.rx.keepsRing) this.target = this.lastUdp > this.lastTcp ? this.udp : this.tcp[0];
+    for (let i = 0; i < this.tcp.length; i++) this.tcp[i].resyncSyns();
+    let dataOff = this.target.ring.beginWrite(this.maxRead);
+    if (dataOff < 0 && this.target === this.udp) {
+      // a UDP worker that cannot keep up must not stop TCP: read into the
+      // TCP ring, and UDP frames beyond the UDP ring's room are dropped
+      // (counted, as the tap's own queue would drop them)
+      this.target = this.tcp[0];
+      dataOff = this.target.ring.beginWrite(this.maxRead);
+    }
     const out = this.target;
     const ring = out.ring;
-    const dataOff = ring.beginWrite(this.maxRead);
     if (dataOff < 0) {
       this.stats.add('ringFull');
       ring.waitForSpace();
@@ -401,7 +444,14 @@ export class TapReader {
       this.lastTcp++;
       const kind = v4 ? FRAME_KIND.TCP4 : FRAME_KIND.TCP6;
       const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, addrOff, v4 ? 2 * IP4_LEN : 2 * IP6_LEN, l4Off) % this.tcp.length];
-      return this.keepOrCopy(inRing, dest, u8, recOff, len, kind);
+      if (!isBareSyn(u8, l4Off, l4Len)) return this.keepOrCopy(inRing, dest, u8, recOff, len, kind);
+      if (dest.synBacklog() >= SYN_BACKLOG) { st.add('synShed'); return -1; }
+      if (inRing === dest) {
+        dest.synsQueued = (dest.synsQueued + 1) | 0;
+        return kind;
+      }
+      if (this.copyTo(dest, u8, recOff, len, kind)) dest.synsQueued = (dest.synsQueued + 1) | 0;
+      return -1;
     }
     if (proto === IP_PROTO.UDP) {
       if (cfg.noUdp) { st.add('otherL4'); return -1; }
@@ -430,14 +480,16 @@ export class TapReader {
     return -1;
   }
 
-  private copyTo(o: Out, u8: Uint8Array, off: number, len: number, kind: number): void {
+  /** Copies the frame to another worker's ring; false if it had no room (counted). */
+  private copyTo(o: Out, u8: Uint8Array, off: number, len: number, kind: number): boolean {
     this.stats.add('copies');
     if (!o.ring.tryPush(u8, off, len, kind, this.meta1, this.meta2)) {
       o.ring.countDrop();
       this.stats.add('ringFull');
-      return;
+      return false;
     }
     o.dirty = true;
+    return true;
   }
 
   private answer(svc: (typeof LINK_SERVICE)[keyof typeof LINK_SERVICE], u8: Uint8Array, off: number, len: number): void {

@@ -201,9 +201,12 @@ const FLOOD = path.join(__dirname, '..', '..', '..', 'test', 'scripts', 'flood.p
 const SYNS = Number(process.env.PASST_TS_FLOOD_SYNS ?? 100_000);
 /** Connections host → forwarded port (100 000 take about 50 s of a core in flood.py). */
 const CONNECTS = Number(process.env.PASST_TS_FLOOD_CONNECTS ?? 20_000);
+/** Datagrams to 2000 ports, and ICMP echo requests (perf/hostile.sh sets any of the four to 0 to measure one flood alone). */
+const UDPS = Number(process.env.PASST_TS_FLOOD_UDP ?? 100_000);
+const PINGS = Number(process.env.PASST_TS_FLOOD_PINGS ?? 50_000);
 const FLOW_LIMIT = 1024;
 
-e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → forwarded port, UDP to 2000 ports, 50 000 pings): an existing transfer is not starved, flows bounded and counted, resources come back`, async (t) => {
+e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → forwarded port, ${UDPS} datagrams to 2000 ports, ${PINGS} pings): an existing transfer is not starved, flows bounded and counted, resources come back`, async (t) => {
   // host side: a server the namespace's SYNs reach (gateway → host loopback), dropping every connection
   const sink = net.createServer((s) => s.destroy());
   await new Promise<void>((r) => sink.listen({ host: '127.0.0.1', port: 18022, backlog: 4096 }, r));
@@ -234,8 +237,8 @@ e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → f
       const floods = Promise.all([
         nsRun(['python3', FLOOD, 'syn', '192.0.2.2', '192.0.2.1', '18022', String(SYNS)]),
         run('python3', [FLOOD, 'connect', HOST4, '18020', String(CONNECTS)], { timeoutMs: 180000 }).then((r) => r.stdout),
-        nsRun(['python3', FLOOD, 'udp', '192.0.2.1', '19000', '2000', '100000']),
-        nsRun(['python3', FLOOD, 'ping', '192.0.2.1', '2000', '50000']),
+        nsRun(['python3', FLOOD, 'udp', '192.0.2.1', '19000', '2000', String(UDPS)]),
+        nsRun(['python3', FLOOD, 'ping', '192.0.2.1', '2000', String(PINGS)]),
       ]);
       let maxActive = 0;
       let sampling = true;
@@ -257,8 +260,9 @@ e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → f
       t.log(`echo of ${BYTES >> 20} MiB: ${unloaded.toFixed(0)} ms unloaded, ${loaded.toFixed(0)} ms during the floods`);
       t.log(outs.map((o) => o.trim().split('\n').slice(-2).join(' | ')).join('\n'));
       // the goal of issue 13 is 2x; on two cores shared with the flood
-      // generators it is far off (see the report): what is held here is
-      // that the connection is not starved (round() times out at 60 s)
+      // generators it is met in some runs, not all (see perf/README.md): what
+      // is held here is that the connection is not starved (round() times
+      // out at 60 s)
       t.log(`slowdown during the floods: ${(loaded / unloaded).toFixed(1)}x`);
       t.regex(outs[0], /SENT \d+/);
       t.true(maxActive <= FLOW_LIMIT, `at most ${FLOW_LIMIT} flows per table (saw ${maxActive})`);
@@ -267,36 +271,58 @@ e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → f
       const a = await controlRequest(sock, { cmd: 'stats' });
       const udp = (a.workers as Record<string, Record<string, number>>).udp;
       const tapRx = (a.workers as Record<string, Record<string, number>>)['tap-rx'];
+      t.log(`ring drops: ${(a.rings as { name: string; drops: number }[]).filter((r) => r.drops > 0).map((r) => `${r.name} ${r.drops}`).join(', ') || 'none'}; ` +
+        `SYNs shed: ${tapRx.synShed}`);
       t.log(`tcp: +${after.flows - base.tcp.flows} flows, +${after.dropTableFull - base.tcp.dropTableFull} dropped (table full), ` +
         `+${after.accepted - base.tcp.accepted} accepted, acceptPaused ${after.acceptPaused}; udp: ${udp.flows} flows, ` +
         `${udp.tableFull} dropped (table full), ${udp.pingFlows} ping flows; tap-rx: ${tapRx.tcp} TCP frames, ${tapRx.ringFull} ring full`);
       const made = after.flows - base.tcp.flows;
-      t.true(made + after.dropTableFull - base.tcp.dropTableFull > 0, 'SYNs became flows or counted drops');
-      t.true(udp.tableFull > 0, 'UDP flows beyond the table are dropped and counted');
+      if (SYNS + CONNECTS > 0) t.true(made + after.dropTableFull - base.tcp.dropTableFull > 0, 'SYNs became flows or counted drops');
+      if (UDPS + PINGS > FLOW_LIMIT) t.true(udp.tableFull > 0, 'UDP flows beyond the table are dropped and counted');
       t.true(udp.flows <= FLOW_LIMIT + udp.expired, 'never more UDP flows than the table holds');
       // the UDP flood runs at the same time and may hold the whole (shared)
       // table while the echo requests arrive: then they are table-full drops
-      t.true(tapRx.icmp > 0, 'the echo requests reached tap-RX');
-      t.true((udp.pingFlows > 0 && udp.pingRequests > 0) || udp.tableFull > 0,
-        'the echo requests made ping flows, or were counted as table-full drops');
+      if (PINGS > 0) {
+        t.true(tapRx.icmp > 0, 'the echo requests reached tap-RX');
+        t.true((udp.pingFlows > 0 && udp.pingRequests > 0) || udp.tableFull > 0,
+          'the echo requests made ping flows, or were counted as table-full drops');
+      }
 
-      // afterwards: flows expire, descriptors and memory come back
+      // afterwards: flows expire, descriptors and memory come back. Under
+      // listen-queue overflow a few of flood.py's resets never reach the
+      // accepted socket (the kernel keeps it ESTABLISHED with its peer gone:
+      // `ss` shows it, with no client socket left): pasta mirrors the
+      // kernel and keeps those flows until the activity timeout. They are
+      // counted, bounded, and must match one to one.
+      const orphanSockets = async () => (await run('ss', ['-Htn', 'state', 'established', '( sport = :18020 )'])).stdout
+        .split('\n').filter((l) => l.trim()).length;
       let last = '';
+      let orphans = 0;
       const idle = await waitFor(async () => {
         const s = await controlRequest(sock, { cmd: 'stats' });
         const w = s.workers as Record<string, Record<string, number>>;
-        last = `tcp0.active ${w.tcp0.active}, udp.activeTap ${w.udp.activeTap}, udp.activePing ${w.udp.activePing}`;
-        return w.tcp0.active <= 1 && w.udp.activeTap === 0 && w.udp.activePing === 0 ? w : null;
+        orphans = await orphanSockets();
+        last = `tcp0.active ${w.tcp0.active}, udp.activeTap ${w.udp.activeTap}, udp.activePing ${w.udp.activePing}, ` +
+          `accepted sockets whose peer vanished ${orphans}`;
+        return w.tcp0.active <= 1 + orphans && w.udp.activeTap === 0 && w.udp.activePing === 0 ? w : null;
       }, 30000, 500);
+      if (!idle) {
+        const f = await controlRequest(sock, { cmd: 'flows', limit: 50 }).catch(() => null);
+        t.log(`flows left: ${JSON.stringify(f?.flows ?? f)}`);
+        t.log(`host: ${(await run('ss', ['-tanoi', 'sport = :18020 or dport = :18020'])).stdout}`);
+      }
       t.truthy(idle, `flows expire after the floods (still: ${last})`);
+      t.log(`accepted sockets left ESTABLISHED by the kernel with their peer gone: ${orphans}`);
+      t.true(orphans <= 64, `few resets lost (${orphans})`);
       await sleep(500);
       const fds = fdCount(pid);
       const rss = rssMiB(pid);
       t.log(`fds ${base.fds} → ${fds}, RSS ${base.rss.toFixed(0)} → ${rss.toFixed(0)} MiB`);
-      t.true(fds <= base.fds + 2, `descriptors back to baseline (${base.fds} → ${fds})`);
+      t.true(fds <= base.fds + 2 + orphans, `descriptors back to baseline (${base.fds} → ${fds}, ${orphans} orphans)`);
       t.true(rss <= base.rss * 1.5 + 64, `RSS back near baseline (${base.rss.toFixed(0)} → ${rss.toFixed(0)} MiB)`);
       // and the connection still works
-      const again = await conn.round(BYTES);
+      // the better of two rounds, as for the unloaded figure
+      const again = Math.min(await conn.round(BYTES), await conn.round(BYTES));
       t.true(again <= 2 * unloaded + 200, `after the floods: ${again.toFixed(0)} ms`);
       conn.sock.destroy();
     });

@@ -108,12 +108,13 @@ export class FakeGuest {
    * Posts a chain of buffers (fresh memory each, `fill` written into
    * readable ones): head index and the buffers' addresses.
    */
-  postChain(r: Ring, bufs: { len: number; write: boolean; data?: Uint8Array }[]): { head: number; addrs: number[] } {
+  postChain(r: Ring, bufs: { len: number; write: boolean; data?: Uint8Array; gpa?: number }[]): { head: number; addrs: number[] } {
     const head = r.nextDesc;
     const addrs: number[] = [];
     bufs.forEach((b, k) => {
       const i = (head + k) % r.num;
-      const addr = this.alloc(Math.max(b.len, 1), 8);
+      // gpa: a buffer the guest points anywhere (out of its memory, say)
+      const addr = b.gpa ?? this.alloc(Math.max(b.len, 1), 8);
       if (b.data) this.ram.set(b.data, this.off(addr));
       addrs.push(addr);
       const last = k === bufs.length - 1;

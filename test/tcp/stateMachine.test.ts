@@ -27,6 +27,7 @@ import { TapBatch, tapHandler } from '../../src/workers/tcp/tap';
 import { sockHandler, connFromSock } from '../../src/workers/tcp/sock';
 import { runTimers } from '../../src/workers/tcp/timer';
 import { TCP_EV } from '../../src/workers/tcp/conn';
+import type { Config } from '../../src/shared/config';
 import { be16, be32, concat, eth, ipv4, makeConfig, mac, OUR_MAC, rd16, rd32 } from '../helpers/frames';
 
 const FIN = 1;
@@ -48,8 +49,8 @@ class Rig {
   readonly epfd = native.epollCreate();
   private readonly events = new Int32Array(128);
 
-  constructor(capacity = 64) {
-    const cfg = makeConfig({ mode: 'pasta', name: 'pasta', mtu: 65520 },
+  constructor(capacity = 64, cfgOver: Partial<Config> = {}) {
+    const cfg = makeConfig({ mode: 'pasta', name: 'pasta', mtu: 65520, ...cfgOver },
       { addr: GUEST, prefixLen: 24, gateway: GW, mapHostLoopback: GW });
     const guest = new GuestState(GuestState.allocate());
     guest.mac.set(mac(GUEST_MAC));
@@ -94,6 +95,28 @@ class Rig {
     runTimers(this.ctx, this.ctx.now);
     this.ctx.freeClosed();
     this.ctx.out.flush();
+  }
+
+  /** TCP checksums of the segments written towards the guest since the last call: [field, computed]. */
+  checksums(): [number, number][] {
+    const r = this.out;
+    const u8 = r.u8;
+    const out: [number, number][] = [];
+    for (let d = r.peek(); d >= 0; d = r.peek()) {
+      const t = d + 34;
+      const l4Len = r.recLen - 34;
+      const copy = u8.slice(t, t + l4Len);
+      copy[16] = copy[17] = 0;
+      // pseudo-header (source, destination, protocol, length), then the segment
+      let acc = 6 + l4Len;
+      for (let i = 0; i < 8; i += 2) acc += (u8[d + 26 + i] << 8) | u8[d + 27 + i];
+      for (let i = 0; i < l4Len; i += 2) acc += (copy[i] << 8) | (i + 1 < l4Len ? copy[i + 1] : 0);
+      while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
+      out.push([rd16(u8, t + 16), ~acc & 0xffff]);
+      r.consume();
+    }
+    r.release();
+    return out;
   }
 
   /** Segments written towards the guest since the last call. */
@@ -184,6 +207,27 @@ test('data both ways, ACKs, FIN both ways: the flow closes', (t) => {
   t.is(rig.ctx.table.count, 0, 'flow freed');
   rig.close();
 });
+
+for (const [name, over, zero] of [
+  ['stream', {}, false], ['vhost-user', { vhostUser: true }, true], ['vhost-user with pcap', { vhostUser: true, pcap: '/dev/null' }, false],
+] as [string, Partial<Config>, boolean][]) {
+  test(`data segments to the guest, ${name}: TCP checksum ${zero ? '0 (DATA_VALID)' : 'correct'}; flags always correct`, (t) => {
+    const rig = new Rig(64, over);
+    const { host } = established(t, rig);
+    t.is(native.write(host, new Uint8Array(3000).fill(0x5a), 0, 3000), 3000);
+    rig.poll();
+    const sums = rig.checksums();
+    t.true(sums.length >= 1);
+    for (const [field, want] of sums) t.is(field, zero ? 0 : want);
+    rig.ctx.now += 1000;
+    native.close(host);
+    rig.poll();
+    const fin = rig.checksums();
+    t.true(fin.length >= 1, 'FIN');
+    for (const [field, want] of fin) t.is(field, want, 'a flag segment is summed');
+    rig.close();
+  });
+}
 
 test('unacknowledged data is sent again every 2 s; the 8th expiry resets', (t) => {
   const rig = new Rig();

@@ -15,6 +15,9 @@ import { FrameRing } from '../../src/shared/ring/frameRing';
 import { RING_REC_HDR } from '../../src/shared/ring/layout';
 import { QUEUE_POS_WORDS, VRING_AVAIL_F_NO_INTERRUPT } from '../../src/workers/link/vhostUser/virtqueue';
 import { VNET_HDR_LEN } from '../../src/workers/link/vhostUser/net';
+import { DirectWriter } from '../../src/workers/link/directWriter';
+import { TxGate } from '../../src/workers/link/txGate';
+import { Waker } from '../../src/shared/ring/waker';
 import { FakeGuest, GUARD, GPA_BASE, QVA_BASE, Ring, pattern } from '../helpers/vhostGuest';
 
 const SIZE = 1 << 20;
@@ -187,5 +190,66 @@ test("the guest's faults are counted in guestDrops, across a new link too", (t) 
   rv.configure({ type: 'tap', fd: -1, seq: 2 });
   t.is(rv.guestDrops, 2, 'kept when the link goes');
   t.true(s.g.canariesIntact());
+  s.done();
+});
+
+/** The 'guestLink' message of a set-up's link (the L4 workers' copy of its 'tap' message). */
+function guestLink(s: Setup): ControlMsg {
+  const m = s.msg as Extract<ControlMsg, { type: 'tap' }>;
+  return { type: 'guestLink', fd: m.fd, seq: m.seq, vu: m.vu };
+}
+
+test('in place: the direct writer lends the receive queue only when a direct write could be made; placeDone() publishes with one interrupt', (t) => {
+  const s = setUp();
+  const gateSab = TxGate.allocate(99);
+  const tapTxGate = new TxGate(gateSab);
+  tapTxGate.gen = 1;
+  const tapTxHandle = Waker.create();
+  const ring = new FrameRing(FrameRing.allocate(1 << 16));
+  const w = new DirectWriter({ gate: gateSab, input: 1, backend: 'vhost-user', pcapFd: -1 }, ring, 0, new Waker(tapTxHandle));
+  t.is(w.placeLock(), null, 'no link configured yet');
+  w.configure(guestLink(s));
+  const bufs = [0, 1].map(() => s.g.postChain(s.rx, [{ len: 4096, write: true }]));
+  const rx = w.placeLock();
+  t.truthy(rx);
+  t.false(tapTxGate.tryAcquire(), 'the gate is held while the queue is lent');
+  rx!.beginPlace();
+  t.true(rx!.reserve(100));
+  rx!.placeBytes(0, VNET_HDR_LEN, pattern(88, 3), 0, 88);
+  rx!.endPlace(1, new Int32Array([88]));
+  w.placeDone();
+  t.is(native.eventfdRead(s.call[0]), 1, 'one interrupt');
+  t.deepEqual(s.g.takeUsed(s.rx), [[bufs[0].head, 100]]);
+  t.deepEqual(s.g.bytes(bufs[0].addrs[0] + VNET_HDR_LEN, 88), pattern(88, 3));
+  t.true(tapTxGate.tryAcquire(), 'and the gate is free again');
+  t.is(w.placeLock(), null, 'held by tap-TX');
+  tapTxGate.release();
+  // another link applied by tap-TX than the one configured: nothing lent
+  tapTxGate.gen = 2;
+  t.is(w.placeLock(), null, 'another generation');
+  tapTxGate.gen = 1;
+  // tap-TX holds records of this ring: frames placed now would overtake them
+  ring.beginWrite(60);
+  ring.endWrite(60, 0);
+  ring.publish();
+  t.is(w.placeLock(), null, 'tap-TX not caught up');
+  ring.peek();
+  ring.consume();
+  ring.release();
+  t.truthy(w.placeLock(), 'caught up');
+  w.placeDone();
+  // nobody writes after main took the link away (fd -1)
+  tapTxGate.fd = -1;
+  t.is(w.placeLock(), null, 'no descriptor');
+  tapTxGate.fd = 99;
+  // with pcap, frames must pass through the link's send()
+  const pcapFd = native.memfdCreate('pcap', 1);
+  const wp = new DirectWriter({ gate: gateSab, input: 1, backend: 'vhost-user', pcapFd }, ring, 0, new Waker(tapTxHandle));
+  wp.configure(guestLink(s));
+  t.is(wp.placeLock(), null, 'pcap');
+  t.true(tapTxGate.tryAcquire(), 'no refusal left the gate held');
+  tapTxGate.release();
+  native.close(pcapFd);
+  Waker.destroy(tapTxHandle);
   s.done();
 });

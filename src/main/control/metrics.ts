@@ -33,7 +33,7 @@ export const GAUGES: Partial<Record<Role, readonly string[]>> = {
 /** Counters that are drop reasons, per role. */
 export const DROP_REASONS: Record<Role, readonly string[]> = {
   tapRx: ['tooShort', 'tooLong', 'badEthertype', 'badIpv4', 'badIpv6', 'fragments', 'loopbackAddr', 'otherL4',
-    'serviceDrops', 'ringFull', 'readErrors'],
+    'serviceDrops', 'ringFull', 'readErrors', 'synShed'],
   tapTx: ['dropped', 'clientDrops', 'pcapErrors'],
   tcp: ['dropNoFlow', 'dropMalformed', 'dropBadSyn', 'dropTableFull', 'dropRingFull', 'dropOutOfWindow',
     'acceptDropped'],

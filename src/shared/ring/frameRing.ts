@@ -528,6 +528,20 @@ export class FrameRing {
     return Atomics.load(this.i32, RING_HDR.DROPS) >>> 0;
   }
 
+  /**
+   * Counts `n` bare SYNs (tcp.ts isBareSyn) consumed from this ring (the
+   * consumer), so that the producer can bound how many wait: tapReader.ts
+   * SYN_BACKLOG.
+   */
+  countSynsDone(n: number): void {
+    Atomics.add(this.i32, RING_HDR.SYNS_DONE, n);
+  }
+
+  /** Bare SYNs consumed so far, as counted by countSynsDone() (mod 2^32). */
+  get synsDone(): number {
+    return Atomics.load(this.i32, RING_HDR.SYNS_DONE) >>> 0;
+  }
+
   /** User records published so far (mod 2^32). */
   get records(): number {
     return Atomics.load(this.i32, RING_HDR.RECORDS) >>> 0;

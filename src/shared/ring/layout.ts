@@ -11,8 +11,9 @@
  *       256   │ line 4  RECORDS   user records published (mod 2^32) │ producer
  *       320   │ line 5  SPACE_WAKES  times release() asked for a wake │ consumer
  *       384   │ line 6  CAPACITY, MAGIC (constant after allocate)│
+ *       448   │ line 7  SYNS_DONE  bare SYNs consumed (mod 2^32) │ consumer (tap-RX → TCP rings)
  * RING_DATA   ├──────────────────────────────────────────────┤
- *   = 448     │ data area: `capacity` bytes of records         │
+ *   = 512     │ data area: `capacity` bytes of records         │
  *             └──────────────────────────────────────────────┘
  * ```
  *
@@ -50,10 +51,11 @@ export const RING_HDR = {
   SPACE_WAKES: 5 * (RING_LINE / 4),
   CAPACITY: 6 * (RING_LINE / 4),
   MAGIC: 6 * (RING_LINE / 4) + 1,
+  SYNS_DONE: 7 * (RING_LINE / 4),
 } as const;
 
 /** Bytes of header before the data area (a multiple of RING_LINE). */
-export const RING_DATA = 7 * RING_LINE;
+export const RING_DATA = 8 * RING_LINE;
 
 /** Value of the MAGIC field ("RING" in ASCII), checked by `new FrameRing`. */
 export const RING_MAGIC = 0x52494e47;

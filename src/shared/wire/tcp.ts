@@ -28,6 +28,16 @@ export const TCP_FLAG = {
   FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80,
 } as const;
 
+/**
+ * A segment that opens a connection: SYN without ACK or RST (the TCP
+ * header at u8[off, off+len) is not otherwise checked). What tap-RX
+ * bounds per TCP ring and the TCP worker counts back (frameRing.ts
+ * countSynsDone).
+ */
+export function isBareSyn(u8: Uint8Array, off: number, len: number): boolean {
+  return len >= 20 && (u8[off + 13] & (TCP_FLAG.SYN | TCP_FLAG.ACK | TCP_FLAG.RST)) === TCP_FLAG.SYN;
+}
+
 export const TCP_OPT = {
   EOL: 0, NOP: 1, MSS: 2, WINDOW_SCALE: 3, SACK_PERMITTED: 4, SACK: 5, TIMESTAMP: 8,
 } as const;

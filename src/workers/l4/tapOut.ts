@@ -30,6 +30,7 @@ import { writeEthHeader, ETHERTYPE, ETH_HEADER_LEN } from '../../shared/wire/eth
 import { writeIpv4Header, IPV4_HEADER_LEN } from '../../shared/wire/ipv4';
 import { writeIpv6Header, IPV6_HEADER_LEN } from '../../shared/wire/ipv6';
 import { DirectWriter } from '../link/directWriter';
+import type { VirtioNetRx } from '../link/vhostUser/net';
 
 /** Bytes before the L4 header in a record's data: vnet + Ethernet + IP. */
 export function l4Offset(vnetLen: number, v4: boolean): number {
@@ -109,6 +110,19 @@ export class TapOut {
     return inanyIs4(src, sOff)
       ? pseudo4(src, sOff + 12, dst, dOff + 12, proto, l4Len)
       : pseudo6(src, sOff, dst, dOff, proto, l4Len);
+  }
+
+  /**
+   * The guest's receive queue for frames built in place (vhost-user: see
+   * DirectWriter.placeLock()), when no frame of this ring is in progress or
+   * unpublished; null otherwise. End with placeDone().
+   */
+  placeLock(): VirtioNetRx | null {
+    return this.direct && !this.dirty && this.cur < 0 ? this.direct.placeLock() : null;
+  }
+
+  placeDone(): void {
+    this.direct?.placeDone();
   }
 
   markDirty(): void {

@@ -19,12 +19,16 @@
  *   byte. Errors, EAGAIN included, are left to tap-TX the same way.
  * - On letting go of the gate, tap-TX is rung if it asked for the gate
  *   meanwhile (txGate.ts).
+ * - vhost-user, in place: under the same conditions (and no pcap) the TCP
+ *   worker may take the gate to build frames straight in the guest's
+ *   receive buffers (`placeLock()`, then `placeDone()`; tcp/sock.ts).
  */
 import type { ControlMsg, DirectTx } from '../../shared/messages';
 import type { FrameRing } from '../../shared/ring/frameRing';
 import type { Waker } from '../../shared/ring/waker';
 import { GuestLink } from './link';
 import { TxGate } from './txGate';
+import type { VirtioNetRx } from './vhostUser/net';
 
 /** Most frames written directly per flush; larger batches go through tap-TX. */
 const DIRECT_MAX = 128;
@@ -65,6 +69,29 @@ export class DirectWriter {
       if (this.gate.release()) this.tapTx.wake();
     }
     return done;
+  }
+
+  /**
+   * For frames built in place in the guest's buffers (vhost-user): takes
+   * the gate when a direct write could be made now (tap-TX holds nothing of
+   * this ring, nothing half sent, the link tap-TX applied is ours, no pcap)
+   * and returns the receive queue; null (gate not held) otherwise. The
+   * caller must have no unpublished frames (they would be overtaken), and
+   * ends with placeDone().
+   */
+  placeLock(): VirtioNetRx | null {
+    const link = this.link;
+    if (!link.backend.placeRx || link.pcapOn || !this.ring.consumerCaughtUp() || !this.gate.tryLock()) return null;
+    const gate = this.gate;
+    const rx = gate.fd >= 0 && gate.partial < 0 && link.backend.linkSeq === gate.gen ? link.backend.placeRx() : null;
+    if (!rx && this.gate.release()) this.tapTx.wake();
+    return rx;
+  }
+
+  /** Ends an in-place batch: publishes it to the guest, lets go of the gate. */
+  placeDone(): void {
+    this.link.backend.placed?.();
+    if (this.gate.release()) this.tapTx.wake();
   }
 
   private writeLocked(): boolean {

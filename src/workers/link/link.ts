@@ -51,6 +51,7 @@
  * A back end's `Backend` name is in messages.ts, `linkBackend()` and
  * `linkReceiver()` below.
  */
+import type { VirtioNetRx } from './vhostUser/net';
 import type { Backend, ControlMsg } from '../../shared/messages';
 import { PcapWriter } from '../../shared/pcapWriter';
 import type { FrameRing } from '../../shared/ring/frameRing';
@@ -98,6 +99,13 @@ export interface LinkBackend {
   readonly linkSeq?: number;
   /** Descriptor chains and frames dropped so far for the guest's faults (vhost-user). */
   readonly guestDrops?: number;
+  /**
+   * vhost-user: the receive queue, for frames built in place in the
+   * guest's buffers (vhostUser/net.ts), or null; only under the gate.
+   */
+  placeRx?(): VirtioNetRx | null;
+  /** After an in-place batch: publishes its used entries and interrupts the guest unless it asked not to be. */
+  placed?(): void;
 }
 
 /** How frames from the guest are read: the receive half of a back end (tap-RX). */
@@ -180,6 +188,11 @@ export class GuestLink {
    * LinkBackend.send) and records each that left in the pcap file.
    * Call only while holding the gate (txGate.ts).
    */
+  /** Frames are recorded in a pcap file (then nothing is built in place: frames must pass through send()). */
+  get pcapOn(): boolean {
+    return this.pcap !== null;
+  }
+
   send(fd: number, u8: Uint8Array, offs: Int32Array, lens: Int32Array, first: number, count: number): number {
     const n = this.backend.send(fd, u8, offs, lens, first, count);
     const pcap = this.pcap;

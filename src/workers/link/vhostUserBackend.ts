@@ -141,6 +141,14 @@ export class VhostUserBackend implements LinkBackend {
     return n;
   }
 
+  placeRx(): VirtioNetRx | null {
+    return this.net;
+  }
+
+  placed(): void {
+    this.signal();
+  }
+
   private kicks(on: boolean): void {
     if (this.kicksOn === on) return;
     this.kicksOn = on;

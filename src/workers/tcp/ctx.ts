@@ -113,6 +113,12 @@ export class TcpCtx {
   /** Peek target for already-sent bytes on kernels without SO_PEEK_OFF. */
   discard: Uint8Array | null = null;
 
+  /**
+   * Data segments go without a TCP checksum (0): over vhost-user the guest
+   * is told the data is valid (virtio-net DATA_VALID) and does not check,
+   * as with the C passt's vhost-user; a pcap file gets real checksums.
+   */
+  readonly noDataCsum: boolean;
   private readonly lowRtt = new Uint8Array(16 * LOW_RTT_SLOTS);
   private lowRttNext = 0;
   private lowRttCount = 0;
@@ -129,6 +135,7 @@ export class TcpCtx {
     // grows with the flows (indices come lowest first): no 1 MiB array for an idle instance
     this.conns = [];
     this.nat = new Nat(cfg);
+    this.noDataCsum = cfg.vhostUser === true && !cfg.pcap;
     this.stActive = stats.idx('active');
     this.stSegsToTap = stats.idx('segsToTap');
     this.stBytesToTap = stats.idx('bytesToTap');

@@ -7,7 +7,7 @@ import type { FlowInfo } from '../../shared/messages';
 import { endpointString } from '../../shared/flow/inany';
 import type { TcpCtx } from './ctx';
 import type { SplicePath } from './spliceApi';
-import { eventNames } from './conn';
+import { eventNames, flagNames } from './conn';
 
 /** Up to max flows, and how many there are in all. */
 export function listFlows(ctx: TcpCtx, splice: SplicePath | null, max: number, now: number): { flows: FlowInfo[]; total: number } {
@@ -19,7 +19,7 @@ export function listFlows(ctx: TcpCtx, splice: SplicePath | null, max: number, n
     if (flows.length >= max) continue;
     flows.push({
       proto: 'tcp', path: 'tap', id: c.idx, from: `guest ${endpointString(c.guestAddr, 0, c.guestPort)}`,
-      to: `host ${endpointString(c.ourAddr, 0, c.ourPort)}`, state: eventNames(c.events), bytesOut: c.bytesFromTap,
+      to: `host ${endpointString(c.ourAddr, 0, c.ourPort)}`, state: c.flags ? `${eventNames(c.events)} [${flagNames(c.flags)}]` : eventNames(c.events), bytesOut: c.bytesFromTap,
       bytesIn: c.bytesToTap, ageMs: Math.max(0, Math.round(now - c.openedAt)),
     });
   }

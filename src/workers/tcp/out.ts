@@ -32,7 +32,9 @@
  *   (wire/checksum.ts) — or, with the tap's virtio-net header, not at all:
  *   data frames ask for checksum completion (NEEDS_CSUM) and, when longer
  *   than the guest's MSS, for segmentation (GSO), so that one 64 KiB frame
- *   carries many MSS-sized segments even at MTU 1500.
+ *   carries many MSS-sized segments even at MTU 1500. Over vhost-user
+ *   without pcap data frames carry checksum 0: the virtio-net header says
+ *   DATA_VALID and the guest does not check (the C passt does the same).
  * - A full output ring drops the flag segment (counted); the caller keeps
  *   ACK_TO_TAP_DUE so that the ACK is retried.
  */
@@ -243,6 +245,8 @@ export function fillDataSegment(ctx: TcpCtx, c: TcpConn, d: number, l4: number, 
   let s: number;
   if (o.vnetLen >= VIRTIO_NET_HDR_LEN) {
     s = fold(acc);
+  } else if (ctx.noDataCsum) {
+    s = 0;
   } else {
     acc = sum16(u8, l4, TCP_HEADER_LEN, acc);
     acc = csum(u8, l4 + TCP_HEADER_LEN, len, acc);

@@ -13,6 +13,14 @@
  *   full and the records' packed positions stay valid. Bytes already sent
  *   are skipped by the kernel with SO_PEEK_OFF (reset to 0 at establishment
  *   and on every rewind); without it they are peeked into a discard buffer.
+ * - Over vhost-user, when a direct write may be made now (nothing of ours
+ *   queued for tap-TX or unpublished, the gate free: TapOut.placeLock()),
+ *   the peek goes straight into the guest's receive buffers instead, and
+ *   only the headers are written in the ring (its reserved record, never
+ *   ended) and copied in front of each payload: no copy of the payload in
+ *   user space (`placeInGuest`). Without buffers for a frame, or with pcap
+ *   (frames must be recorded, and checksummed), the frames are built in the
+ *   ring as above.
  * - `consume` discards acknowledged bytes (recv(MSG_TRUNC)), which also
  *   moves the kernel's peek offset back by as much.
  * - Retransmission (timeout or duplicate ACK) rewinds seqToTap to
@@ -49,6 +57,7 @@ import {
 } from './conn';
 import { sendFlag, resetConn, fillDataSegment, readSndbuf, updateSeqAckWnd, framePayload } from './out';
 import { initialSeq } from './isn';
+import { VNET_HDR_LEN, type VirtioNetRx } from '../link/vhostUser/net';
 
 /** Bytes per sockToTap call before yielding to other connections. */
 const SOCK_BUDGET = 4 << 20;
@@ -109,23 +118,35 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
       return waitRing(ctx, c);
     }
     const recSize = recordSize(hdr + seg);
-    let n = Math.floor(ring.contiguousFree() / recSize);
-    const need = Math.ceil(budget / seg);
-    if (n > need) n = need;
-    if (n > IOV_MAX - 1) n = IOV_MAX - 1;
     const offs = ctx.iovOffs;
     const lens = ctx.iovLens;
     let k = 0;
-    const u8 = ring.u8;
-    for (let i = 0; i < n; i++) {
-      offs[k] = d0 + i * recSize + hdr;
-      const l = budget - i * seg;
-      lens[k] = l < seg ? l : seg;
-      k++;
+    // vhost-user: straight into the guest's buffers when a direct write may be made now
+    const rx = ctx.noDataCsum && ctx.peekOff ? out.placeLock() : null;
+    let r = NOT_PLACED;
+    if (rx) {
+      try {
+        r = placeInGuest(ctx, c, rx, d0, hdr, seg, budget);
+      } finally {
+        out.placeDone();
+      }
     }
-    const r = !ctx.peekOff && sent
-      ? peekAfter(ctx, c, u8, offs, lens, k, sent)
-      : native.recvIov(c.sock, u8, offs, lens, k, MSG_PEEK | MSG_DONTWAIT);
+    const placed = r !== NOT_PLACED;
+    if (!placed) {
+      let n = Math.floor(ring.contiguousFree() / recSize);
+      const need = Math.ceil(budget / seg);
+      if (n > need) n = need;
+      if (n > IOV_MAX - 1) n = IOV_MAX - 1;
+      for (let i = 0; i < n; i++) {
+        offs[k] = d0 + i * recSize + hdr;
+        const l = budget - i * seg;
+        lens[k] = l < seg ? l : seg;
+        k++;
+      }
+      r = !ctx.peekOff && sent
+        ? peekAfter(ctx, c, ring.u8, offs, lens, k, sent)
+        : native.recvIov(c.sock, ring.u8, offs, lens, k, MSG_PEEK | MSG_DONTWAIT);
+    }
     if (r < 0) {
       if (r === -E.EAGAIN) {
         ctx.clearFlag(c, TCP_FL.STALLED);
@@ -146,17 +167,26 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
       return;
     }
     let seq = c.seqToTap;
-    let left = r;
-    for (let i = 0; left > 0; i++) {
-      const len = left < seg ? left : seg;
-      const d = d0 + i * recSize;
-      fillDataSegment(ctx, c, d, d + hdr - TCP_HEADER_LEN, seq, len);
-      ring.endWrite(hdr + len, FRAME_KIND.TO_GUEST);
-      seq = (seq + len) >>> 0;
-      left -= len;
-      st.v[ctx.stSegsToTap]++;
+    let asked = 0;
+    if (placed) {
+      seq = (seq + r) >>> 0;
+      st.v[ctx.stSegsToTap] += placedFrames;
+      st.add('segsInPlace', placedFrames);
+      asked = placedAsked;
+    } else {
+      let left = r;
+      for (let i = 0; left > 0; i++) {
+        const len = left < seg ? left : seg;
+        const d = d0 + i * recSize;
+        fillDataSegment(ctx, c, d, d + hdr - TCP_HEADER_LEN, seq, len);
+        ring.endWrite(hdr + len, FRAME_KIND.TO_GUEST);
+        seq = (seq + len) >>> 0;
+        left -= len;
+        st.v[ctx.stSegsToTap]++;
+      }
+      out.markDirty();
+      for (let i = 0; i < k; i++) asked += lens[i];
     }
-    out.markDirty();
     if (r >= seg) c.bulkAt = ctx.now;
     else if (ctx.now - c.bulkAt >= 2) ctx.smallAt = ctx.now;
     c.seqToTap = seq;
@@ -164,8 +194,6 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
     c.bytesToTap += r;
     ctx.setFlag(c, TCP_FL.ACK_FROM_TAP_DUE);
     total += r;
-    let asked = 0;
-    for (let i = 0; i < k; i++) asked += lens[i];
     if (r < asked && !(c.events & TCP_EV.SOCK_FIN_RCVD)) {
       // the socket is drained for now: the next arrival brings an event
       // (after the peer's FIN no event comes: go on to peek the end)
@@ -177,6 +205,68 @@ export function sockToTap(ctx: TcpCtx, c: TcpConn): void {
       return waitRing(ctx, c);
     }
   }
+}
+
+/** placeInGuest(): the caller builds the frames in the ring instead. */
+const NOT_PLACED = -0x10000;
+/** Most frames per in-place batch (a 64 KiB frame takes some 17 of the guest's 4 KiB buffers). */
+const PLACE_FRAMES = 16;
+const placeReg = new Int32Array(IOV_MAX);
+const placeOff = new Float64Array(IOV_MAX);
+const placeLen = new Int32Array(IOV_MAX);
+const placeSizes = new Int32Array(PLACE_FRAMES);
+/** The last placeInGuest(): frames that got bytes, and the bytes asked for. */
+let placedFrames = 0;
+let placedAsked = 0;
+
+/**
+ * vhost-user, in place: peeks up to `budget` bytes straight into the
+ * guest's receive buffers, frames of `seg` payload bytes each, chains
+ * taken for them first (VirtioNetRx.reserve()); then each frame's headers
+ * are written in the ring's reserved record at d (scratch, never ended:
+ * without a payload checksum they need no payload) and copied in front of
+ * its payload. Returns the bytes peeked, 0 at end of stream, -errno (no
+ * chain used then), or NOT_PLACED when the guest has no buffers for even
+ * one frame now (the copying way then waits for them, or drops a frame
+ * that never fits). Called under the gate (TapOut.placeLock()).
+ */
+function placeInGuest(ctx: TcpCtx, c: TcpConn, rx: VirtioNetRx, d: number, hdr: number, seg: number,
+  budget: number): number {
+  rx.beginPlace();
+  let nIov = 0, frames = 0, asked = 0;
+  while (frames < PLACE_FRAMES && asked < budget) {
+    const len = budget - asked < seg ? budget - asked : seg;
+    if (!rx.reserve(VNET_HDR_LEN + hdr + len)) break;
+    const k = rx.placeSegs(frames, VNET_HDR_LEN + hdr, len, placeReg, placeOff, placeLen, nIov, IOV_MAX);
+    if (k < 0) break; // reserved but not listed: endPlace() gives its chains back
+    nIov = k;
+    placeSizes[frames++] = len;
+    asked += len;
+  }
+  placedFrames = 0;
+  placedAsked = asked;
+  if (frames === 0) {
+    rx.endPlace(0, placeSizes);
+    return NOT_PLACED;
+  }
+  const r = native.vuRecv(c.sock, rx.q.mem.u8s, placeReg, placeOff, placeLen, nIov, MSG_PEEK | MSG_DONTWAIT);
+  if (r <= 0) {
+    rx.endPlace(0, placeSizes);
+    return r;
+  }
+  const u8 = ctx.out.u8;
+  let seq = c.seqToTap, left = r, n = 0;
+  for (; left > 0 && n < frames; n++) {
+    const len = left < placeSizes[n] ? left : placeSizes[n];
+    fillDataSegment(ctx, c, d, d + hdr - TCP_HEADER_LEN, seq, len);
+    rx.placeBytes(n, VNET_HDR_LEN, u8, d, hdr);
+    placeSizes[n] = hdr + len;
+    seq = (seq + len) >>> 0;
+    left -= len;
+  }
+  rx.endPlace(n, placeSizes);
+  placedFrames = n;
+  return r;
 }
 
 const zeroOff = new Int32Array(1);

@@ -54,7 +54,7 @@ import { Stats } from '../../shared/stats';
 import { GuestState } from '../../shared/guestState';
 import { FRAME_KIND, MAX_FRAME } from '../../shared/frameKinds';
 import { nextGuestBatch } from '../l4/tapIn';
-import { TcpView } from '../../shared/wire/tcp';
+import { TcpView, isBareSyn } from '../../shared/wire/tcp';
 import { log } from '../../shared/log';
 import { TapOut } from '../l4/tapOut';
 import { TcpCtx } from './ctx';
@@ -272,8 +272,11 @@ export class TcpWorker extends WorkerLoop<L4Init> {
     if (b.kind === FRAME_KIND.TCP4 || b.kind === FRAME_KIND.TCP6) {
       st.v[this.stFrames] += b.n;
       const v = this.view;
+      const u8 = this.ring.u8;
       let k = 0;
+      let syns = 0;
       for (let i = 0; i < b.n; i++) {
+        if (isBareSyn(u8, b.off[i], b.len[i])) syns++;
         if (!v.reset(b.off[i], b.len[i])) {
           st.add('dropMalformed');
           st.add('dropped');
@@ -284,6 +287,8 @@ export class TcpWorker extends WorkerLoop<L4Init> {
         k++;
       }
       b.n = k;
+      // tap-RX bounds the SYNs waiting in this ring (tapReader.ts SYN_BACKLOG)
+      if (syns) this.ring.countSynsDone(syns);
       if (k) {
         st.v[this.stBatches]++;
         this.activeAt = this.ctx.now;

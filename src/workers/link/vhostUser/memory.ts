@@ -41,7 +41,12 @@ export function readAddr(dv: DataView, off: number): number {
 }
 
 export class GuestMemory {
-  constructor(readonly regions: readonly MemRegion[]) {}
+  /** Each region's bytes, by region index (for native.vuCopy). */
+  readonly u8s: readonly Uint8Array[];
+
+  constructor(readonly regions: readonly MemRegion[]) {
+    this.u8s = regions.map((r) => r.u8);
+  }
 
   /** Region index holding guest-physical `gpa` (one byte), or -1. */
   regionOf(gpa: number): number {

@@ -14,6 +14,17 @@
  *   met on the way is given back empty by the queue; if the frame then does
  *   not fit, the chains taken for it cannot be put back behind it, so they
  *   go back empty too and the frame is dropped (counted).
+ * - In place (host → guest without a copy): an L4 worker takes chains for
+ *   a batch of frames (`reserve()`, each frame's chains as putFrame()
+ *   would take them), lists the buffers past each frame's headers
+ *   (`placeSegs()`) for one recvmsg() straight into them, writes the
+ *   headers (`placeBytes()`), and ends the batch with the bytes each frame
+ *   got (`endPlace()`: header with num_buffers, used entries pushed, not
+ *   yet flushed). Chains taken for frames that got nothing, or for the end
+ *   of a frame that got less, go back unused (put back, or — once a bad
+ *   chain was given back behind them — given back empty). A frame that
+ *   does not fit now is not reserved: nothing of it is taken, and the
+ *   caller goes the copying way (which waits, or drops what never fits).
  * - Transmit (from the guest): each chain is one frame after its header,
  *   copied out whole into the caller's buffer and the chain given back at
  *   once (length 0: the device writes nothing into a transmit buffer). A
@@ -137,7 +148,159 @@ export class VirtioNetRx extends NetQueue {
     }
     return 1;
   }
+
+  // ------------------------------------------------------------ in place
+  /** Chains taken for the batch (els[0 … placeChains-1]). */
+  private placeChains = 0;
+  private placeFrames = 0;
+  /** A bad chain was given back behind chains of the batch: those cannot be put back. */
+  private placeBad = false;
+  /** First chain of each frame of the batch (and one past the last). */
+  private readonly placeFirst = new Int32Array(PLACE_MAX_FRAMES + 1);
+
+  /** Starts an in-place batch. */
+  beginPlace(): void {
+    this.placeChains = this.placeFrames = 0;
+    this.placeBad = false;
+  }
+
+  /** Frames reserved in the batch. */
+  get placed(): number {
+    return this.placeFrames;
+  }
+
+  /**
+   * Takes chains for one more frame of `total` bytes (virtio-net header
+   * included): true; false when it does not fit now (nothing taken for it;
+   * a bad chain met is counted and given back, and ends the batch's
+   * reservations: the copying way goes on past it).
+   */
+  reserve(total: number): boolean {
+    if (this.placeBad || this.placeFrames === PLACE_MAX_FRAMES) return false;
+    const q = this.q, els = this.els;
+    const start = this.placeChains;
+    let have = 0, n = start;
+    while (have < total && n < els.length) {
+      const el = els[n];
+      const r = q.pop(el);
+      if (r === POP_EMPTY) break;
+      if (r === POP_BAD) {
+        this.placeBad = true;
+        break;
+      }
+      if (el.inLen === 0) {
+        this.drop(NET_DROP.RX_NOT_WRITABLE);
+        q.push(el.head, 0);
+        this.placeBad = true;
+        break;
+      }
+      have += el.inLen;
+      n++;
+      if (!this.mergeable) break;
+    }
+    if (have >= total) {
+      this.placeFirst[this.placeFrames++] = start;
+      this.placeFirst[this.placeFrames] = n;
+      this.placeChains = n;
+      return true;
+    }
+    if (this.placeBad) {
+      for (let i = start; i < n; i++) q.push(els[i].head, 0);
+      if (n > start) this.drop(NET_DROP.RX_LOST);
+    } else {
+      q.unpop(n - start);
+    }
+    return false;
+  }
+
+  /**
+   * Appends `want` bytes of frame f's buffers from its byte `skip` on as
+   * segments (reg, off, len) from index `at`: the new count, or -1 when
+   * more than `max` would be needed or the frame has fewer bytes.
+   */
+  placeSegs(f: number, skip: number, want: number, reg: Int32Array, off: Float64Array, len: Int32Array, at: number,
+    max: number): number {
+    const els = this.els;
+    for (let i = this.placeFirst[f]; i < this.placeFirst[f + 1] && want > 0; i++) {
+      const el = els[i];
+      for (let s = el.nOut; s < el.nOut + el.nIn && want > 0; s++) {
+        let l = el.len[s];
+        if (skip >= l) {
+          skip -= l;
+          continue;
+        }
+        if (at >= max) return -1;
+        l -= skip;
+        const take = l < want ? l : want;
+        reg[at] = el.reg[s];
+        off[at] = el.off[s] + skip;
+        len[at] = take;
+        at++;
+        want -= take;
+        skip = 0;
+      }
+    }
+    return want === 0 ? at : -1;
+  }
+
+  /** Copies src[srcOff, srcOff+len) into frame f from its byte `at` on: the bytes copied. */
+  placeBytes(f: number, at: number, src: Uint8Array, srcOff: number, len: number): number {
+    const q = this.q, els = this.els;
+    let w = 0;
+    for (let i = this.placeFirst[f]; i < this.placeFirst[f + 1] && w < len; i++) {
+      const el = els[i];
+      if (at >= el.inLen) {
+        at -= el.inLen;
+        continue;
+      }
+      const c = q.copyIn(el, at, src, srcOff + w, len - w);
+      w += c;
+      at = 0;
+    }
+    return w;
+  }
+
+  /**
+   * Ends the batch: frames 0 … n-1 got bytes[f] bytes each after the
+   * virtio-net header (written here, with num_buffers), their chains are
+   * pushed (not yet flushed); the chains no frame used go back.
+   */
+  endPlace(n: number, bytes: Int32Array): void {
+    const q = this.q, els = this.els;
+    let used = 0;
+    for (let f = 0; f < n && f < this.placeFrames; f++) {
+      let left = VNET_HDR_LEN + bytes[f];
+      const first = this.placeFirst[f];
+      let k = first;
+      for (; k < this.placeFirst[f + 1] && left > 0; k++) left -= els[k].inLen;
+      const nBufs = k - first;
+      hdr.fill(0);
+      hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+      hdr[10] = nBufs & 0xff;
+      hdr[11] = nBufs >>> 8;
+      this.placeBytes(f, 0, hdr, 0, VNET_HDR_LEN);
+      let rest = VNET_HDR_LEN + bytes[f];
+      for (let i = first; i < k; i++) {
+        const w = rest < els[i].inLen ? rest : els[i].inLen;
+        q.push(els[i].head, w);
+        rest -= w;
+      }
+      used = k;
+      // a frame that used less than its chains ends the frames that got bytes
+      if (k < this.placeFirst[f + 1]) break;
+    }
+    const unused = this.placeChains - used;
+    if (unused > 0) {
+      if (this.placeBad) for (let i = used; i < this.placeChains; i++) q.push(els[i].head, 0);
+      else q.unpop(unused);
+    }
+    this.placeChains = this.placeFrames = 0;
+    this.placeBad = false;
+  }
 }
+
+/** Most frames of one in-place batch. */
+export const PLACE_MAX_FRAMES = 64;
 
 export class VirtioNetTx extends NetQueue {
   private readonly el = new Element(MAX_SEGS);

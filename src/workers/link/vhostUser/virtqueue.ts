@@ -32,6 +32,7 @@
  *   queue under the link's gate) and the front end's GET_VRING_BASE can be
  *   answered from it.
  */
+import { native } from '../../../shared/native';
 import { GuestMemory, readAddr } from './memory';
 
 export const VRING_DESC_F = { NEXT: 1, WRITE: 2, INDIRECT: 4 } as const;
@@ -282,25 +283,15 @@ export class SplitQueue {
   /**
    * Copies the element's readable bytes from byte `skip` on into dst at
    * dstOff, at most max of them: the count, or -1 if there were more.
+   * One memcpy per segment (native.vuCopy: dst is often a ring in shared
+   * memory, where a TypedArray copy goes word by word).
    */
   copyOut(el: Element, skip: number, dst: Uint8Array, dstOff: number, max: number): number {
-    if (el.outLen - skip > max) return -1;
-    const regions = this.mem.regions;
-    let w = 0;
-    for (let s = 0; s < el.nOut; s++) {
-      let off = el.off[s], len = el.len[s];
-      if (skip >= len) {
-        skip -= len;
-        continue;
-      }
-      off += skip;
-      len -= skip;
-      skip = 0;
-      const u8 = regions[el.reg[s]].u8;
-      dst.set(u8.subarray(off, off + len), dstOff + w);
-      w += len;
-    }
-    return w;
+    const want = el.outLen - skip;
+    if (want > max) return -1;
+    if (want <= 0) return 0;
+    const r = native.vuCopy(false, dst, dstOff, want, skip, this.mem.u8s, el.reg, el.off, el.len, 0, el.nOut);
+    return r < 0 ? -1 : r;
   }
 
   /**
@@ -308,19 +299,10 @@ export class SplitQueue {
    * byte `at` on; returns the bytes copied (less than len when it is full).
    */
   copyIn(el: Element, at: number, src: Uint8Array, srcOff: number, len: number): number {
-    const regions = this.mem.regions;
-    let w = 0;
-    for (let s = el.nOut; s < el.nOut + el.nIn && w < len; s++) {
-      const segLen = el.len[s];
-      if (at >= segLen) {
-        at -= segLen;
-        continue;
-      }
-      const take = Math.min(segLen - at, len - w);
-      regions[el.reg[s]].u8.set(src.subarray(srcOff + w, srcOff + w + take), el.off[s] + at);
-      w += take;
-      at = 0;
-    }
-    return w;
+    if (len <= 0 || at >= el.inLen) return 0;
+    const room = el.inLen - at;
+    const r = native.vuCopy(true, src, srcOff, len < room ? len : room, at, this.mem.u8s, el.reg, el.off, el.len,
+      el.nOut, el.nIn);
+    return r < 0 ? 0 : r;
   }
 }
