@@ -10,11 +10,13 @@
 #   threads   Threads of /proc/PID/status
 # and prints the median of each (MB = 1024 kB).
 #
-#   perf/memory.sh [-n RUNS] [-w WAIT] [-t SECONDS] [PROGRAM...]
+#   perf/memory.sh [-n RUNS] [-w WAIT] [-t SECONDS] [-u] [PROGRAM...]
 #
 # -t: before waiting, move TCP data for SECONDS each way (iperf3, namespace
 # -> host loopback through the tap, then reversed; pasta only): what an
 # instance keeps after it was used (grown heaps, touched rings).
+# -u: before waiting, one UDP datagram from the namespace to the gateway
+# (pasta only): an instance whose UDP worker, started on demand, runs.
 #
 # A pasta (the program's name contains "pasta") is attached to a network
 # namespace made beforehand (`unshare -n sleep`; `unshare -Urn sleep` as the
@@ -34,8 +36,8 @@ HOSTNS=${HOSTNS:-$(cd "$ROOT/.." && pwd)/shared/hostns.sh}
 ASB="setpriv --reuid bench --regid bench --init-groups"
 
 if [ "${1:-}" = "--one" ]; then
-  # one run, inside the made namespace: --one PROGRAM WAIT TRAFFIC; prints "PSS_ANON_KB RSS_KB THREADS"
-  P=$2; WAIT=$3; TRAFFIC=${4:-0}; AS=${AS-}
+  # one run, inside the made namespace: --one PROGRAM WAIT TRAFFIC UDP; prints "PSS_ANON_KB RSS_KB THREADS"
+  P=$2; WAIT=$3; TRAFFIC=${4:-0}; UDP=${5:-0}; AS=${AS-}
   base=$(basename "${P##* }")
   d=$(mktemp -d); chmod 777 "$d"
   ns=
@@ -66,6 +68,9 @@ if [ "${1:-}" = "--one" ]; then
     iperf3 -s -D -1 -I "$d/iperf.pid" -B 127.0.0.1 -p 5201 && sleep 0.3
     nsenter -t "$ns" -n iperf3 -c 192.0.2.1 -p 5201 -t "$TRAFFIC" -R >/dev/null 2>&1
   fi
+  if [ "$UDP" != 0 ] && [ -n "$ns" ]; then
+    nsenter -t "$ns" -n bash -c 'echo x > /dev/udp/192.0.2.1/9' 2>/dev/null
+  fi
   sleep "$WAIT"
   pid=$(cat "$d/pid")
   pss=$(awk '/^Pss_Anon:/ { print $2 }' "/proc/$pid/smaps_rollup")
@@ -74,8 +79,8 @@ if [ "${1:-}" = "--one" ]; then
   exit 0
 fi
 
-RUNS=3; WAIT=2; TRAFFIC=0
-while getopts n:w:t: o; do case $o in n) RUNS=$OPTARG;; w) WAIT=$OPTARG;; t) TRAFFIC=$OPTARG;; *) exit 2;; esac; done
+RUNS=3; WAIT=2; TRAFFIC=0; UDP=0
+while getopts n:w:t:u o; do case $o in n) RUNS=$OPTARG;; w) WAIT=$OPTARG;; t) TRAFFIC=$OPTARG;; u) UDP=1;; *) exit 2;; esac; done
 shift $((OPTIND - 1))
 if [ $# -eq 0 ]; then
   set -- "$ROOT/bin/pasta"
@@ -89,11 +94,12 @@ declare -A PSS=() RSS=() THR=()
 for ((i = 0; i < RUNS; i++)); do
   for P in "$@"; do
     case "$P" in */usr/bin/pasta*|*/usr/bin/passt*|*/opt/passt-ref/*) as=$ASB;; *) as=${AS_ALL-};; esac
-    read -r p r t < <(AS="$as" timeout $((60 + 2 * TRAFFIC)) "$HOSTNS" bash "$HERE/memory.sh" --one "$P" "$WAIT" "$TRAFFIC")
+    read -r p r t < <(AS="$as" timeout $((60 + 2 * TRAFFIC)) "$HOSTNS" bash "$HERE/memory.sh" --one "$P" "$WAIT" "$TRAFFIC" "$UDP")
     PSS[$P]+="${p:-0} "; RSS[$P]+="${r:-0} "; THR[$P]+="${t:-0} "
   done
 done
 what="idle instance, ready"; [ "$TRAFFIC" != 0 ] && what="$what, ${TRAFFIC} s of TCP each way"
+[ "$UDP" != 0 ] && what="$what, one UDP datagram"
 echo "$what + ${WAIT} s, median of $RUNS runs"
 printf '%-40s %12s %10s %8s\n' program 'Pss_Anon MB' 'RSS MB' threads
 mb() { awk '{ printf "%.1f", $1 / 1024 }'; }

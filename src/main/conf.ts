@@ -648,6 +648,8 @@ export function tuningFor(mode: Mode, env: NodeJS.ProcessEnv, warnings: string[]
       v8PoolSize: num('PASST_TS_V8_POOL_SIZE', 0, 64) ?? V8_POOL_SIZE,
       semiSpaceMb: num('PASST_TS_SEMI_SPACE_MB', 0, 64) ?? SEMI_SPACE_MB,
       compactAfterStart: flag('PASST_TS_COMPACT_AFTER_START') ?? true,
+      lazyUdp: flag('PASST_TS_LAZY_UDP') ?? true,
+      trimAfterStart: flag('PASST_TS_MALLOC_TRIM') ?? true,
     },
   };
 }

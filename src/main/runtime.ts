@@ -7,6 +7,7 @@
 import type { Config } from '../shared/config';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { compactHeap, endCompaction } from '../shared/heap';
 import { openPcap } from '../shared/pcapWriter';
 import type { Backend } from '../shared/messages';
@@ -102,6 +103,13 @@ export class Runtime {
       compactHeap();
       endCompaction();
     }
+    if (this.cfg.tuning.memory.trimAfterStart) native.mallocTrim();
+    if (log.debugOn) {
+      const kib = (n: number) => Math.round(n / 1024);
+      const spaces = getHeapSpaceStatistics().filter((x) => x.physical_space_size > 0);
+      log.debug(`main heap: ${spaces.map((x) => `${x.space_name} ${kib(x.physical_space_size)}`).join(', ')} KiB`);
+    }
+    this.sup.startupOver = true;
   }
 
   /**

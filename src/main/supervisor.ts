@@ -23,6 +23,18 @@
  * - A worker that throws, exits unexpectedly or reports 'fatal' ends the
  *   program with a clear message and exit status 1: a broken pipeline must
  *   never hang.
+ * - The UDP worker starts on demand (cfg.tuning.memory.lazyUdp; perf/README.md
+ *   "Memory per instance": an isolate and its arena, about 8 MB): when
+ *   tap-RX publishes its first frame towards it ('wantUdp'), or the first
+ *   datagram arrives at a forwarded UDP port: until then the main thread
+ *   holds the listeners it was to hand over ('listen') and watches them
+ *   (native.fdWatch); a listener removed meanwhile ('unlisten') is closed
+ *   here. Its rings, waker and counters exist from the start, so tap-RX
+ *   queues frames in its ring meanwhile (the waker's flag says nobody
+ *   sleeps: no wake-up is owed), and the counters read zeros. Control messages for it wait in a queue
+ *   ('log' and 'guestLink' keep only the latest); 'flows' is not asked of
+ *   it (nothing to list). Its modules are read at start-up (workerImage.ts):
+ *   after isolation the filesystem may be gone.
  * - Shutdown asks every worker to drain (bounded by a deadline) and waits
  *   for them to finish.
  */
@@ -39,7 +51,8 @@ import { TxGate } from '../workers/link/txGate';
 import { Stats, Role } from '../shared/stats';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
-import { prepareCompaction } from '../shared/heap';
+import { prepareCompaction, endCompaction } from '../shared/heap';
+import { BOOT, readWorkerImage, WorkerImage } from './workerImage';
 
 /** Ring sizes (data bytes). */
 const RING = {
@@ -93,7 +106,13 @@ interface Member {
   hosts: Role[];
   /** Counters of every stage it runs, by stage name. */
   statsOf: { name: string; role: Role; sab: SharedArrayBuffer }[];
-  worker: Worker;
+  /** null until a worker started on demand starts (see the top). */
+  worker: Worker | null;
+  deferred: {
+    file: string; init: WorkerInit; image: WorkerImage; queued: ControlMsg[];
+    /** Listeners held for it, by id: their fd and main's watch of it. */
+    held: Map<number, { fd: number; watch: number }>;
+  } | null;
   waker: WakerHandle;
   ready: Promise<void>;
   done: Promise<void>;
@@ -104,6 +123,12 @@ export class Supervisor {
   /** Every ring, by "producer→consumer" name, for ringUsage(). */
   private readonly rings: { name: string; ring: FrameRing }[] = [];
   private stopping = false;
+  /**
+   * Set once the main thread compacted its heap after start-up
+   * (runtime.ts): a worker started on demand later asks for its own
+   * compaction.
+   */
+  startupOver = false;
   /** Called with a message when the pipeline cannot go on. */
   onFatal: (message: string) => void = (m) => {
     log.error(m);
@@ -175,18 +200,43 @@ export class Supervisor {
     this.spawn('tap-tx', 'link/tapTx.js', tx);
     if (!inlineRx) this.spawn('tap-rx', 'tapRx.js', rx);
     tcps.forEach((t, i) => this.spawn(`tcp${i}`, 'tcp/worker.js', t));
-    this.spawn('udp', 'udp/worker.js', udp);
+    this.spawn('udp', 'udp/worker.js', udp, o.cfg.tuning.memory.lazyUdp);
     await Promise.all(this.members.map((m) => m.ready));
   }
 
-  private spawn(name: string, file: string, init: WorkerInit): void {
-    const worker = new Worker(path.join(__dirname, '..', 'workers', file), {
-      workerData: init, stdout: false, stderr: false, resourceLimits: workerLimits(init.cfg.tuning.memory),
-    });
+  /** Creates the member of a worker; started now, or on demand (see the top). */
+  private spawn(name: string, file: string, init: WorkerInit, onDemand = false): void {
+    const hosts: Role[] = [init.role];
+    const statsOf = [{ name, role: init.role, sab: init.stats }];
+    if (init.role === 'tcp' && init.inlineRx) {
+      hosts.push('tapRx');
+      statsOf.unshift({ name: 'tap-rx', role: 'tapRx', sab: init.inlineRx.stats });
+    }
+    const m: Member = {
+      name, role: init.role, hosts, statsOf, worker: null, deferred: null, waker: init.waker,
+      ready: Promise.resolve(), done: Promise.resolve(),
+    };
+    this.members.push(m);
+    if (onDemand) {
+      m.deferred = { file, init, image: readWorkerImage(path.join(__dirname, '..', 'workers', file)), queued: [], held: new Map() };
+      log.debug(`${name} worker starts on demand`);
+    } else {
+      this.launch(m, file, init, null);
+    }
+  }
+
+  /** Starts a member's worker: from its file, or from its image (on demand, perhaps after isolation). */
+  private launch(member: Member, file: string, init: WorkerInit, image: WorkerImage | null): void {
+    const name = member.name;
+    const opts = { stdout: false, stderr: false, resourceLimits: workerLimits(init.cfg.tuning.memory) };
+    const worker = image
+      ? new Worker(BOOT, { ...opts, eval: true, workerData: { ...init, image } })
+      : new Worker(path.join(__dirname, '..', 'workers', file), { ...opts, workerData: init });
     let readyResolve!: () => void;
-    const ready = new Promise<void>((r) => { readyResolve = r; });
+    member.ready = new Promise<void>((r) => { readyResolve = r; });
     let doneResolve!: () => void;
-    const done = new Promise<void>((r) => { doneResolve = r; });
+    member.done = new Promise<void>((r) => { doneResolve = r; });
+    member.worker = worker;
     worker.on('message', (m: WorkerMsg) => {
       switch (m.type) {
         case 'ready': readyResolve(); break;
@@ -195,6 +245,7 @@ export class Supervisor {
         case 'tapGone': this.onTapGone(m.fd, m.reason); break;
         case 'tapAck': this.onTapAck(m.stage, m.seq); break;
         case 'flows': this.onFlows(name, m); break;
+        case 'wantUdp': this.startDeferred('udp'); break;
         default: {
           const never: never = m;
           void never;
@@ -206,13 +257,66 @@ export class Supervisor {
       doneResolve();
       if (!this.stopping) this.fatal(`${name} worker exited unexpectedly (status ${code})`);
     });
-    const hosts: Role[] = [init.role];
-    const statsOf = [{ name, role: init.role, sab: init.stats }];
-    if (init.role === 'tcp' && init.inlineRx) {
-      hosts.push('tapRx');
-      statsOf.unshift({ name: 'tap-rx', role: 'tapRx', sab: init.inlineRx.stats });
+  }
+
+  /** A control message for a worker not started yet (see the top). */
+  private defer(m: Member, msg: ControlMsg): void {
+    const d = m.deferred;
+    if (!d) return;
+    const q = d.queued;
+    if (msg.type === 'log' || msg.type === 'guestLink') {
+      const i = q.findIndex((x) => x.type === msg.type);
+      if (i >= 0) q.splice(i, 1);
     }
-    this.members.push({ name, role: init.role, hosts, statsOf, worker, waker: init.waker, ready, done });
+    if (msg.type === 'unlisten') {
+      // listeners it never got: closed here, and forgotten
+      const gone = new Set(msg.ids.filter((id) => d.held.has(id)));
+      for (const id of gone) {
+        const h = d.held.get(id) as { fd: number; watch: number };
+        if (h.watch >= 0) native.fdUnwatch(h.watch);
+        native.close(h.fd);
+        d.held.delete(id);
+      }
+      for (const x of q) if (x.type === 'listen') x.add = x.add.filter((l) => !gone.has(l.id));
+      const rest = msg.ids.filter((id) => !gone.has(id));
+      if (rest.length) q.push({ type: 'unlisten', ids: rest });
+      return;
+    }
+    q.push(msg);
+    if (msg.type !== 'listen') return;
+    for (const l of msg.add) {
+      // the first datagram at any of them starts the worker, which reads it
+      const watch = native.fdWatch(l.fd, () => this.startDeferred(m.role));
+      d.held.set(l.id, { fd: l.fd, watch });
+      if (watch < 0) {
+        log.debug(`watching ${l.proto} port ${l.port}: ${native.strerror(-watch)}; starting the ${m.name} worker`);
+        this.startDeferred(m.role);
+        return;
+      }
+    }
+  }
+
+  /** Starts the worker of `role` if it waits to be started on demand; its queued control messages follow. */
+  private startDeferred(role: Role): void {
+    const m = this.members.find((x) => x.role === role && x.deferred);
+    if (!m || !m.deferred || this.stopping) return;
+    const d = m.deferred;
+    m.deferred = null;
+    // main's watches end before the worker owns the listeners
+    for (const h of d.held.values()) if (h.watch >= 0) native.fdUnwatch(h.watch);
+    log.debug(`starting the ${m.name} worker`);
+    const { compactAfterStart: compact, trimAfterStart: trim } = d.init.cfg.tuning.memory;
+    // its compaction before 'ready' (heap.ts), as at start-up; the flag is
+    // process-wide, so the others' full collections compact meanwhile too
+    if (compact && this.startupOver) prepareCompaction();
+    this.launch(m, d.file, d.init, d.image);
+    const worker = m.worker as Worker;
+    for (const msg of d.queued) worker.postMessage(msg);
+    native.eventfdWrite(m.waker.fd, 1);
+    void m.ready.then(() => {
+      if (compact && this.startupOver) endCompaction();
+      if (trim) native.mallocTrim();
+    });
   }
 
   private fatal(message: string): void {
@@ -229,6 +333,14 @@ export class Supervisor {
     let n = 0;
     for (const m of this.members) {
       if (role && !m.hosts.includes(role)) continue;
+      if (m.deferred) {
+        // not started (see the top): nothing to list or stop; the rest waits for it
+        if (msg.type === 'flows' || msg.type === 'shutdown') continue;
+        this.defer(m, msg);
+        n++;
+        continue;
+      }
+      if (!m.worker) continue;
       m.worker.postMessage(msg);
       // always ring: the worker may be between its last port check and its sleep flag
       native.eventfdWrite(m.waker.fd, 1);
@@ -274,9 +386,11 @@ export class Supervisor {
     if (!this.members.length) return;
     this.stopping = true;
     const isL4 = (m: Member) => m.role === 'tcp' || m.role === 'udp';
-    const stop = async (ms: number, which: Member[]) => {
+    const stop = async (ms: number, all: Member[]) => {
+      // a worker never started has nothing to stop (its done is resolved)
+      const which = all.filter((m) => m.worker);
       for (const m of which) {
-        m.worker.postMessage({ type: 'shutdown', drainMs: ms } satisfies ControlMsg);
+        m.worker?.postMessage({ type: 'shutdown', drainMs: ms } satisfies ControlMsg);
         native.eventfdWrite(m.waker.fd, 1);
       }
       const deadline = new Promise<void>((r) => setTimeout(r, ms + 500).unref());

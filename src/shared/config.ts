@@ -164,6 +164,17 @@ export interface MemoryTuning {
   semiSpaceMb: number;
   /** One compacting full collection in every thread once start-up is over (src/shared/heap.ts). */
   compactAfterStart: boolean;
+  /**
+   * The UDP worker starts on demand: on the first UDP or ICMP echo frame
+   * from the guest, or when a UDP port is forwarded (supervisor.ts).
+   */
+  lazyUdp: boolean;
+  /**
+   * malloc_trim(0) once start-up is over and after a worker started on
+   * demand: the free pages of the malloc arenas (every thread has one)
+   * back to the kernel.
+   */
+  trimAfterStart: boolean;
 }
 
 export interface Config {

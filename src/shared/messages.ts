@@ -207,5 +207,7 @@ export type WorkerMsg =
   | { type: 'tapGone'; fd: number; reason: string }
   /** passt: the 'tap' control message seq was applied by that stage (wherever it runs). */
   | { type: 'tapAck'; seq: number; stage: 'tapRx' | 'tapTx' }
+  /** tap-RX published its first frame towards the UDP worker, which starts on demand (supervisor.ts). */
+  | { type: 'wantUdp' }
   /** Answer to a 'flows' request: up to its max flows, and how many the worker has in all. */
   | { type: 'flows'; req: number; flows: FlowInfo[]; total: number };

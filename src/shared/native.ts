@@ -188,6 +188,8 @@ export interface NativeAddon {
   fdWatch(fd: number, cb: (status: number, events: number) => void): number;
   fdUnwatch(id: number): number;
   ftruncate(fd: number, len: number): number;
+  /** malloc_trim(0): free pages of every malloc arena back to the kernel; 1 if any were released. */
+  mallocTrim(): number;
 }
 
 function load(): NativeAddon {

@@ -85,6 +85,8 @@ class Out {
   dirty = false;
   /** Bare SYNs written to this ring (mod 2^32; TCP rings only). */
   synsQueued: number;
+  /** Called once, at the first publish (the consumer may not run yet: supervisor.ts). */
+  onFirstPublish: (() => void) | null = null;
   constructor(o: RingOut) {
     this.ring = new FrameRing(o.ring);
     this.consumer = new Waker(o.consumer);
@@ -112,6 +114,10 @@ class Out {
     this.dirty = false;
     this.ring.publish();
     this.consumer.wake();
+    if (this.onFirstPublish) {
+      this.onFirstPublish();
+      this.onFirstPublish = null;
+    }
   }
 }
 
@@ -168,6 +174,7 @@ export class TapReader {
     this.maxRead = MAX_FRAME + this.vnetLen + 1;
     this.tcp = i.toTcp.map((o) => new Out(o));
     this.udp = new Out(i.toUdp);
+    if (i.cfg.tuning.memory.lazyUdp) this.udp.onFirstPublish = () => host.post({ type: 'wantUdp' });
     this.tx = new Out(i.toTx);
     this.target = this.tcp[0];
     this.stats = new Stats('tapRx', i.stats);

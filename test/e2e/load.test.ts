@@ -221,6 +221,14 @@ e2e(`floods (${SYNS} SYNs namespace → host, ${CONNECTS} connections host → f
       const BYTES = 16 << 20;
       await conn.round(BYTES); // warm-up
       const unloaded = Math.min(await conn.round(BYTES), await conn.round(BYTES));
+      // the UDP worker starts on demand (supervisor.ts): one ping starts it,
+      // so that the baseline holds its descriptors (its thread's epoll set,
+      // its event loop's) and the flood meets it running
+      await ns.nsExec(['python3', FLOOD, 'ping', '192.0.2.1', '1', '1']);
+      await waitFor(async () => {
+        const a = await controlRequest(sock, { cmd: 'stats' }).catch(() => null);
+        return a?.ok && (a.workers as Record<string, Record<string, number>>).udp.frames > 0;
+      }, 5000);
       await sleep(500);
       const base = { rss: rssMiB(pid), fds: fdCount(pid), tcp: await tcpCounters(sock) };
 

@@ -268,18 +268,18 @@ test('tuning: the environment overrides, read once by conf.ts; bad values are ig
 });
 
 test('tuning: memory per instance (V8 platform threads, semi-space size), overridable', (t) => {
-  for (const mode of ['pasta', 'passt'] as const) t.deepEqual(tuningFor(mode, {}).memory, { v8PoolSize: 1, semiSpaceMb: 1, compactAfterStart: true });
-  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '0', PASST_TS_SEMI_SPACE_MB: '0', PASST_TS_COMPACT_AFTER_START: '0' }).memory,
-    { v8PoolSize: 0, semiSpaceMb: 0, compactAfterStart: false });
-  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '2', PASST_TS_SEMI_SPACE_MB: '8' }).memory, { v8PoolSize: 2, semiSpaceMb: 8, compactAfterStart: true });
+  for (const mode of ['pasta', 'passt'] as const) t.deepEqual(tuningFor(mode, {}).memory, { v8PoolSize: 1, semiSpaceMb: 1, compactAfterStart: true, lazyUdp: true, trimAfterStart: true });
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '0', PASST_TS_SEMI_SPACE_MB: '0', PASST_TS_COMPACT_AFTER_START: '0', PASST_TS_LAZY_UDP: '0', PASST_TS_MALLOC_TRIM: '0' }).memory,
+    { v8PoolSize: 0, semiSpaceMb: 0, compactAfterStart: false, lazyUdp: false, trimAfterStart: false });
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '2', PASST_TS_SEMI_SPACE_MB: '8' }).memory, { v8PoolSize: 2, semiSpaceMb: 8, compactAfterStart: true, lazyUdp: true, trimAfterStart: true });
   const w: string[] = [];
-  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '-1', PASST_TS_SEMI_SPACE_MB: 'big', PASST_TS_COMPACT_AFTER_START: 'yes' }, w).memory,
+  t.deepEqual(tuningFor('pasta', { PASST_TS_V8_POOL_SIZE: '-1', PASST_TS_SEMI_SPACE_MB: 'big', PASST_TS_COMPACT_AFTER_START: 'yes', PASST_TS_LAZY_UDP: '2' }, w).memory,
     tuningFor('pasta', {}).memory);
-  t.is(w.length, 3, w.join('; '));
+  t.is(w.length, 4, w.join('; '));
 });
 
 test('nodeFlags: the launching process\'s own flags, with the tuning\'s V8 settings in place of any given', (t) => {
-  const m = (v8PoolSize: number, semiSpaceMb = 0) => ({ v8PoolSize, semiSpaceMb, compactAfterStart: true });
+  const m = (v8PoolSize: number, semiSpaceMb = 0) => ({ v8PoolSize, semiSpaceMb, compactAfterStart: true, lazyUdp: true, trimAfterStart: true });
   t.deepEqual(nodeFlags(m(1, 1), []), ['--v8-pool-size=1', '--max-semi-space-size=1']);
   t.deepEqual(nodeFlags(m(2), ['--inspect', '--v8-pool-size=4', '--stack-size=900']), ['--inspect', '--stack-size=900', '--v8-pool-size=2']);
   t.deepEqual(nodeFlags(m(1, 2), ['--v8-pool-size', '4', '--v8_pool_size=3', '--max_semi_space_size=16', '--max-semi-space-size', '8']),
