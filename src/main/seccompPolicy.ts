@@ -123,6 +123,21 @@ export const ALLOWED: readonly SyscallGroup[] = [
     calls: ['rt_sigreturn', 'rt_sigaction', 'rt_sigprocmask', 'wait4', 'restart_syscall', 'tgkill'],
   },
   {
+    name: 'a worker started after isolation',
+    // the UDP worker starts on demand, at the first datagram or echo request
+    // (supervisor.ts, PASST_TS_LAZY_UDP), that is after the filter is in:
+    // Node's worker bootstrap reads the credentials and capabilities
+    // (getuid ... capget), the memory and CPU sizes V8 and libuv size
+    // themselves by (sysinfo, sched_getaffinity), its executable's path
+    // (readlink of /proc/self/exe, which the empty root answers with ENOENT),
+    // the working directory (getcwd: module resolution of the worker's
+    // in-memory image), the kernel's name (uname: os.release() and V8's
+    // platform checks) and makes the worker's epoll set. Recorded with --seccomp-log by the
+    // udp tests and strace of a worker's start after the merge of the
+    // on-demand worker
+    calls: ['getuid', 'getgid', 'geteuid', 'getegid', 'capget', 'sysinfo', 'sched_getaffinity', 'readlink', 'getcwd', 'uname', 'epoll_create1'],
+  },
+  {
     name: 'process',
     // exit_group ends the process. getrandom, not recorded: OpenSSL's and V8's
     // reseeding of their generators
@@ -199,6 +214,7 @@ export const X86_64: Readonly<Record<string, number>> = {
   ftruncate: 77,
   getcwd: 79,
   unlink: 87,
+  readlink: 89,
   gettimeofday: 96,
   getrusage: 98,
   sysinfo: 99,
@@ -215,6 +231,7 @@ export const X86_64: Readonly<Record<string, number>> = {
   setgroups: 116,
   setresuid: 117,
   setresgid: 119,
+  capget: 125,
   capset: 126,
   sigaltstack: 131,
   mknod: 133,
