@@ -11,6 +11,7 @@ import { log } from '../shared/log';
 import { usage } from './cli';
 import { parseOptions } from './conf';
 import { VERSION } from './logging';
+import { holdInitSignals } from './initSignals';
 
 function modeFromName(argv1: string): Mode | null {
   const base = path.basename(argv1);
@@ -33,6 +34,7 @@ function die(msg: string): never {
 }
 
 export function main(): void {
+  holdInitSignals();
   if (path.basename(process.argv[1] ?? '').includes('slirp4netns')) {
     // the slirp4netns-compatible front end (src/main/slirp4netns/run.ts)
     (require('./slirp4netns/run') as typeof import('./slirp4netns/run')).mainSlirp4netns();

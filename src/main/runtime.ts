@@ -4,6 +4,7 @@
  * (supervisor.ts), and the exit path every quit reason takes (command
  * exit, namespace gone, SIGTERM, a failed worker).
  */
+import { releaseInitSignals } from './initSignals';
 import type { Config } from '../shared/config';
 import { log } from '../shared/log';
 import { native } from '../shared/native';
@@ -54,6 +55,7 @@ export class Runtime {
     const quit = () => void this.shutdown(0);
     process.on('SIGTERM', quit);
     process.on('SIGQUIT', quit);
+    releaseInitSignals();
     // PID 1 of a PID namespace gets no signal it has no handler for (SIGKILL
     // aside), so Ctrl-C or a hangup, which end the program anywhere else,
     // would be ignored there (a container's entrypoint, unshare --pid)
