@@ -444,14 +444,9 @@ export class TapReader {
       this.lastTcp++;
       const kind = v4 ? FRAME_KIND.TCP4 : FRAME_KIND.TCP6;
       const dest = this.tcp.length === 1 ? this.tcp[0] : this.tcp[flowHash(u8, addrOff, v4 ? 2 * IP4_LEN : 2 * IP6_LEN, l4Off) % this.tcp.length];
-      if (!isBareSyn(u8, l4Off, l4Len)) return this.keepOrCopy(inRing, dest, u8, recOff, len, kind);
-      if (dest.synBacklog() >= SYN_BACKLOG) { st.add('synShed'); return -1; }
-      if (inRing === dest) {
-        dest.synsQueued = (dest.synsQueued + 1) | 0;
-        return kind;
-      }
-      if (this.copyTo(dest, u8, recOff, len, kind)) dest.synsQueued = (dest.synsQueued + 1) | 0;
-      return -1;
+      const syn = isBareSyn(u8, l4Off, l4Len);
+      if (syn && dest.synBacklog() >= SYN_BACKLOG) { st.add('synShed'); return -1; }
+      return this.keepOrCopy(inRing, dest, u8, recOff, len, kind, syn);
     }
     if (proto === IP_PROTO.UDP) {
       if (cfg.noUdp) { st.add('otherL4'); return -1; }
@@ -473,11 +468,15 @@ export class TapReader {
     return -1;
   }
 
-  /** Keeps the frame where it was read if that is its worker's ring (returns kind), else copies it there (-1). */
-  private keepOrCopy(inRing: Out, dest: Out, u8: Uint8Array, off: number, len: number, kind: number): number {
-    if (inRing === dest) return kind;
-    this.copyTo(dest, u8, off, len, kind);
-    return -1;
+  /**
+   * Keeps the frame where it was read if that is its worker's ring (returns
+   * kind), else copies it there (-1); a bare SYN that got into dest is counted
+   * towards its SYN_BACKLOG.
+   */
+  private keepOrCopy(inRing: Out, dest: Out, u8: Uint8Array, off: number, len: number, kind: number, syn = false): number {
+    const kept = inRing === dest;
+    if ((kept || this.copyTo(dest, u8, off, len, kind)) && syn) dest.synsQueued = (dest.synsQueued + 1) | 0;
+    return kept ? kind : -1;
   }
 
   /** Copies the frame to another worker's ring; false if it had no room (counted). */
